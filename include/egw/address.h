@@ -1,0 +1,45 @@
+// SocketAddress: an IPv4 or IPv6 (or Unix) socket address, parsed from and
+// printed as "127.0.0.1:9000" / "[::1]:9000".
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace egw {
+
+class SocketAddress {
+ public:
+  SocketAddress() = default;
+  // Parses "a.b.c.d:port" or "[v6]:port" (numeric only: no DNS on the data
+  // path). nullopt on anything else, including a missing or invalid port.
+  static std::optional<SocketAddress> parse(std::string_view text);
+  static SocketAddress from(const sockaddr* sa, socklen_t len);
+  // Reads the peer (or local) address of a connected socket.
+  static std::optional<SocketAddress> peer_of(int fd);
+  static std::optional<SocketAddress> local_of(int fd);
+
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage_); }
+  sockaddr* get_mut() { return reinterpret_cast<sockaddr*>(&storage_); }
+  socklen_t len() const { return len_; }
+  int family() const { return storage_.ss_family; }
+  uint16_t port() const;
+  void set_port(uint16_t port);
+  bool valid() const { return len_ != 0; }
+  // The IP address bytes (4 or 16), for hashing and CIDR matching.
+  std::string_view ip_bytes() const;
+
+  std::string to_string() const;  // "127.0.0.1:9000", "[::1]:9000"
+  std::string ip_string() const;  // "127.0.0.1", "::1"
+  bool operator==(const SocketAddress& o) const;
+
+ private:
+  sockaddr_storage storage_{};
+  socklen_t len_ = 0;
+};
+
+}  // namespace egw

@@ -1,0 +1,163 @@
+// Completions and their owners.
+//
+// Every io_uring operation is a `Completion` embedded in the object that owns
+// it (an `Owner`: a connection, a listener, a relay). The SQE's user_data
+// names the owner's slot in its worker's owner table, the slot's generation
+// and which completion of the owner it is:
+//
+//   [63:40] slot (24 bits) | [39:16] generation (24 bits) | [15:8] index | [7:0] op
+//
+// A CQE whose generation does not match the slot's current one is stale: the
+// event loop counts it and hands back any provided buffers it carries, and
+// never touches the (recycled) owner. An owner is released only after it has
+// been retired *and* its in-flight count has reached zero, so in a correct
+// program stale CQEs do not happen; the count is a lifecycle-bug alarm.
+#pragma once
+
+#include <liburing.h>
+
+#include <array>
+#include <cstdint>
+
+#include "egw/assert.h"
+
+namespace egw::uring {
+
+class EventLoop;
+class Owner;
+
+template <class M>
+struct MemberClass;
+template <class C, class R, class... A>
+struct MemberClass<R (C::*)(A...)> {
+  using type = C;
+};
+
+// What an operation is, for counters and traces. Values are ours, not the
+// kernel's opcodes.
+enum class Op : uint8_t {
+  kNone = 0,
+  kAccept,
+  kRecv,
+  kSend,
+  kSendZc,
+  kConnect,
+  kLinkTimeout,
+  kShutdown,
+  kClose,
+  kCancel,
+  kPoll,
+  kPollRemove,
+  kTimeout,
+  kMsgRing,
+  kNop,
+  kSocket,
+  kCount,
+};
+const char* to_string(Op op);
+
+namespace user_data {
+inline constexpr uint64_t kSlotBits = 24;
+inline constexpr uint64_t kGenBits = 24;
+inline constexpr uint32_t kMaxSlot = (1u << kSlotBits) - 1;
+inline constexpr uint32_t kGenMask = (1u << kGenBits) - 1;
+
+inline constexpr uint64_t pack(uint32_t slot, uint32_t gen, uint8_t index, Op op) {
+  return (uint64_t{slot} << 40) | (uint64_t{gen & kGenMask} << 16) | (uint64_t{index} << 8) |
+         static_cast<uint8_t>(op);
+}
+inline constexpr uint32_t slot(uint64_t ud) {
+  return static_cast<uint32_t>(ud >> 40);
+}
+inline constexpr uint32_t gen(uint64_t ud) {
+  return static_cast<uint32_t>(ud >> 16) & kGenMask;
+}
+inline constexpr uint8_t index(uint64_t ud) {
+  return static_cast<uint8_t>(ud >> 8);
+}
+inline constexpr Op op(uint64_t ud) {
+  return static_cast<Op>(ud & 0xff);
+}
+}  // namespace user_data
+
+// One kind of operation of an owner. `inflight` counts its SQEs whose final
+// CQE has not arrived (a multishot counts once until a CQE without F_MORE).
+class Completion {
+ public:
+  using Handler = void (*)(Owner& owner, const io_uring_cqe& cqe);
+
+  Completion() = default;
+  Completion(const Completion&) = delete;
+  Completion& operator=(const Completion&) = delete;
+
+  Op op() const { return op_; }
+  uint16_t inflight() const { return inflight_; }
+  bool busy() const { return inflight_ != 0; }
+  // user_data of this completion's SQEs (valid once its owner is attached).
+  uint64_t user_data() const;
+
+ private:
+  friend class Owner;
+  friend class EventLoop;
+  Owner* owner_ = nullptr;
+  Handler handler_ = nullptr;
+  Op op_ = Op::kNone;
+  uint8_t index_ = 0;
+  uint16_t inflight_ = 0;
+};
+
+// Base of every object that has operations in flight.
+//
+// Life cycle: construct -> EventLoop::attach() (gets a slot) -> submit ops ->
+// EventLoop::retire() when done -> the loop calls on_released() once no op is
+// in flight. on_released() may destroy the object (return it to its pool).
+class Owner {
+ public:
+  static constexpr unsigned kMaxCompletions = 8;
+
+  Owner() = default;
+  Owner(const Owner&) = delete;
+  Owner& operator=(const Owner&) = delete;
+  virtual ~Owner() = default;
+
+  uint32_t inflight() const { return inflight_; }
+  bool attached() const { return slot_ != 0; }
+  bool retiring() const { return retiring_; }
+
+ protected:
+  // Registers `c` as this owner's completion for `op`, delivered to the member
+  // function `Fn` (`void T::fn(const io_uring_cqe&)`) of the derived class.
+  // Call from the constructor.
+  template <auto Fn>
+  void bind(Completion& c, Op op) {
+    using T = typename MemberClass<decltype(Fn)>::type;
+    EGW_RELEASE_ASSERT(count_ < kMaxCompletions, "too many completions for one owner");
+    c.owner_ = this;
+    c.op_ = op;
+    c.index_ = static_cast<uint8_t>(count_);
+    c.handler_ = [](Owner& o, const io_uring_cqe& cqe) { (static_cast<T&>(o).*Fn)(cqe); };
+    completions_[count_++] = &c;
+  }
+
+  // Called by the event loop once this owner is retired and nothing it
+  // submitted is still in flight. The owner is already detached from its slot.
+  // May destroy *this.
+  virtual void on_released() = 0;
+
+ private:
+  friend class EventLoop;
+  friend class Completion;
+  std::array<Completion*, kMaxCompletions> completions_{};
+  unsigned count_ = 0;
+  uint32_t slot_ = 0;  // 0 = not attached (slot 0 is the loop's own)
+  uint32_t gen_ = 0;
+  uint32_t inflight_ = 0;
+  bool retiring_ = false;
+  bool released_queued_ = false;
+};
+
+inline uint64_t Completion::user_data() const {
+  return user_data::pack(owner_->slot_, owner_->gen_, index_, op_);
+}
+
+}  // namespace egw::uring

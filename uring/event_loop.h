@@ -1,0 +1,202 @@
+// EventLoop: one per worker thread. Owns the ring, the owner table, the timer
+// wheel, the provided-buffer ring and the loop's counters; submits and waits
+// in one io_uring_enter whose timeout is the wheel's next deadline, then
+// dispatches every completion to its owner.
+//
+//   for (;;) {
+//     run deferred work; re-arm receivers parked on ENOBUFS; flush sends;
+//     publish released buffers;
+//     io_uring_enter(submit all, wait >= wait_nr or until the next timer)
+//     dispatch CQEs; advance timers; release retired owners
+//   }
+//
+// Not thread-safe: everything here belongs to the worker thread, except
+// ring_fd(), which other threads use as the target of MSG_RING doorbells.
+#pragma once
+
+#include <liburing.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "egw/inline_function.h"
+#include "egw/intrusive_list.h"
+#include "egw/result.h"
+#include "uring/buffer_ring.h"
+#include "uring/completion.h"
+#include "uring/ring.h"
+#include "uring/timer_wheel.h"
+
+namespace egw::uring {
+
+struct LoopOptions {
+  RingOptions ring;
+  BufferRing::Options buffers;
+  // Batching: wait for `wait_nr` completions, but no longer than
+  // `min_wait_usec` once one has arrived (needs FEAT_MIN_TIMEOUT; ignored
+  // otherwise). wait_nr 1 / min_wait 0 is the lowest-latency setting.
+  unsigned wait_nr = 1;
+  unsigned min_wait_usec = 0;
+};
+
+struct LoopCounters {
+  std::array<uint64_t, static_cast<size_t>(Op::kCount)> sqes{};  // by Op
+  uint64_t enters = 0;
+  uint64_t cqes = 0;
+  uint64_t sq_full_submits = 0;  // submits forced by a full SQ
+  uint64_t cq_overflows = 0;     // kernel overflow count seen (should stay 0)
+  uint64_t stale_cqes = 0;       // CQEs for a recycled slot (lifecycle bug signal)
+  uint64_t stale_buffers = 0;    // buffers handed back from stale CQEs
+  uint64_t enobufs = 0;          // receivers parked because the buffer ring ran dry
+  uint64_t rearms = 0;           // receivers re-armed from the ENOBUFS queue
+  uint64_t timers_fired = 0;
+  uint64_t doorbells = 0;
+
+  uint64_t total_sqes() const {
+    uint64_t n = 0;
+    for (auto v : sqes)
+      n += v;
+    return n;
+  }
+};
+
+// Something that wants a call just before the loop enters the kernel (send
+// queues that coalesce everything queued in one batch into one sendmsg).
+class Flushable {
+ public:
+  virtual void flush() = 0;
+
+ protected:
+  ~Flushable() = default;
+  void flush_node_unlink() { flush_node_.unlink(); }
+
+ private:
+  friend class EventLoop;
+  ListNode flush_node_;
+};
+
+// A receiver that the loop re-arms once buffers are back after ENOBUFS.
+class Rearmable {
+ public:
+  // Called when buffers are available again. May park itself again.
+  virtual void rearm() = 0;
+
+ protected:
+  ~Rearmable() = default;
+  bool rearm_node_linked() const { return rearm_node_.linked(); }
+  void rearm_node_unlink() { rearm_node_.unlink(); }
+
+ private:
+  friend class EventLoop;
+  ListNode rearm_node_;
+};
+
+class EventLoop {
+ public:
+  // Creates the loop on the calling thread (which then owns the ring).
+  static Result<std::unique_ptr<EventLoop>> create(const LoopOptions& options);
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  // The loop of the calling thread, or nullptr.
+  static EventLoop* current();
+
+  // -- owners -------------------------------------------------------------
+  // Gives `o` a slot; its completions can then be submitted.
+  void attach(Owner& o);
+  // Marks `o` done: once nothing of it is in flight (maybe at once), the loop
+  // detaches it and calls o.on_released() after the current dispatch step.
+  void retire(Owner& o);
+
+  // -- submission -----------------------------------------------------------
+  // A zeroed SQE; never null (submits to make room when the SQ is full).
+  io_uring_sqe* sqe();
+  // Makes sure the next `n` sqe() calls come from the same submission batch
+  // (linked chains must not be split by a forced submit).
+  void reserve_sqes(unsigned n);
+  // Tags `sqe` as an operation of `c` and counts it in flight. Call after prep.
+  void arm(Completion& c, io_uring_sqe* sqe);
+  // Tags an SQE whose CQE the loop itself consumes and ignores (used for
+  // fire-and-forget ops such as closing a descriptor nobody owns).
+  void arm_internal(io_uring_sqe* sqe, Op op);
+
+  // -- services -------------------------------------------------------------
+  TimerWheel& timers() { return timers_; }
+  uint64_t now_ms() const { return timers_.now(); }
+  BufferRing& buffers() { return *buffers_; }
+  Ring& ring() { return ring_; }
+  int ring_fd() const { return ring_fd_; }
+  const LoopCounters& counters() const { return counters_; }
+  LoopCounters& counters() { return counters_; }
+
+  // Parks a receiver whose multishot recv ended with ENOBUFS; it is re-armed
+  // when enough buffers are free again. Loses no byte: the data waits in the
+  // socket.
+  void park_enobufs(Rearmable& r);
+  // Runs `fn` on this thread after the current batch of completions.
+  void defer(InlineFunction<void(), 32> fn);
+  // Calls f.flush() once before the next enter (idempotent per batch).
+  void schedule_flush(Flushable& f);
+
+  // Completions whose user_data has slot 0 and this op are delivered here
+  // (MSG_RING doorbells from other threads).
+  void set_doorbell_handler(InlineFunction<void(int32_t), 32> fn) { doorbell_ = std::move(fn); }
+  // user_data of a doorbell CQE, for senders.
+  static constexpr uint64_t kDoorbellUserData = user_data::pack(0, 0, 0, Op::kMsgRing);
+
+  // -- running --------------------------------------------------------------
+  // Runs until stop(). Returns an error only when the ring itself fails.
+  Status run();
+  // One iteration; waits for at least one event (or the next timer) when
+  // `wait` is true. Returns the number of CQEs dispatched.
+  Result<unsigned> run_once(bool wait = true);
+  // Makes run() return after the current iteration (call from this thread).
+  void stop() { stop_ = true; }
+  bool stopping() const { return stop_; }
+
+  // Owners attached and not yet released.
+  size_t live_owners() const { return live_owners_; }
+
+ private:
+  explicit EventLoop(Ring ring);
+
+  void dispatch(const io_uring_cqe& cqe);
+  void handle_stale(const io_uring_cqe& cqe);
+  void release_retired();
+  void before_enter();
+  unsigned flush_sq();
+  Result<int> enter(unsigned to_submit, bool wait);
+
+  struct SlotEntry {
+    Owner* owner = nullptr;
+    uint32_t gen = 0;
+    uint32_t next_free = 0;
+  };
+
+  Ring ring_;
+  int ring_fd_;
+  std::unique_ptr<BufferRing> buffers_;
+  TimerWheel timers_;
+  LoopCounters counters_;
+  unsigned wait_nr_ = 1;
+  unsigned min_wait_usec_ = 0;
+  bool ext_arg_ = false;
+  bool stop_ = false;
+
+  std::vector<SlotEntry> slots_;  // slots_[0] is reserved for the loop
+  uint32_t free_slot_ = 0;        // head of the free list (0 = none)
+  size_t live_owners_ = 0;
+  std::vector<Owner*> released_;  // retired, nothing in flight, to release
+
+  IntrusiveList<Rearmable, &Rearmable::rearm_node_> enobufs_;
+  IntrusiveList<Flushable, &Flushable::flush_node_> flush_;
+  std::vector<InlineFunction<void(), 32>> deferred_;
+  std::vector<InlineFunction<void(), 32>> running_deferred_;
+  InlineFunction<void(int32_t), 32> doorbell_;
+  unsigned last_koverflow_ = 0;
+};
+
+}  // namespace egw::uring

@@ -1,0 +1,42 @@
+// Socket set-up helpers (plain system calls, used at start-up and per new
+// connection) and the SQE preparation helpers the engine's owners share.
+#pragma once
+
+#include <liburing.h>
+
+#include <cstdint>
+
+#include "egw/address.h"
+#include "egw/result.h"
+#include "egw/unique_fd.h"
+
+namespace egw::uring {
+
+struct ListenOptions {
+  bool reuseport = true;  // one listener per worker (research notes §3)
+  int backlog = 4096;
+  bool v6_only = true;    // "[::]:80" does not also take IPv4
+  bool freebind = false;  // IP_FREEBIND: bind before the address exists
+};
+
+// socket + SO_REUSEADDR (+ SO_REUSEPORT) + bind + listen. Non-blocking,
+// close-on-exec. Errors name the step ("bind: Address already in use").
+Result<UniqueFd> listen_tcp(const SocketAddress& addr, const ListenOptions& options);
+
+// A non-blocking TCP socket of `family`, for an outgoing connection.
+Result<UniqueFd> tcp_socket(int family);
+
+// Latency settings for a proxied TCP socket: TCP_NODELAY.
+void tune_tcp(int fd);
+
+// Fills `sqe` with a connect to `addr` and links a timeout of `ts` after it
+// (`timeout_sqe`). `addr` and `ts` must stay valid until submission.
+void prep_connect_with_timeout(io_uring_sqe* sqe, io_uring_sqe* timeout_sqe, int fd,
+                               const SocketAddress& addr, __kernel_timespec* ts);
+
+inline __kernel_timespec ms_to_timespec(uint64_t ms) {
+  return __kernel_timespec{static_cast<long long>(ms / 1000),
+                           static_cast<long long>((ms % 1000) * 1'000'000)};
+}
+
+}  // namespace egw::uring

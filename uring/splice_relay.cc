@@ -1,0 +1,189 @@
+#include "uring/splice_relay.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+namespace egw::uring {
+namespace {
+constexpr unsigned kPollIn = POLLIN | POLLRDHUP;
+}
+
+SpliceRelay::SpliceRelay(EventLoop& loop, PipePool& pipes, SpliceRelayHandler& handler)
+    : loop_(loop), pipes_(pipes), handler_(handler) {
+  bind<&SpliceRelay::on_poll_a>(poll_a_, Op::kPoll);
+  bind<&SpliceRelay::on_poll_b>(poll_b_, Op::kPoll);
+  bind<&SpliceRelay::on_pollout_a>(pollout_a_, Op::kPoll);
+  bind<&SpliceRelay::on_pollout_b>(pollout_b_, Op::kPoll);
+  bind<&SpliceRelay::on_cancel>(cancel_, Op::kCancel);
+  bind<&SpliceRelay::on_close>(close_, Op::kClose);
+}
+
+SpliceRelay::~SpliceRelay() {
+  EGW_ASSERT(!attached());
+  for (auto& d : dir_)
+    pipes_.put(std::move(d.pipe), d.in_pipe == 0);
+}
+
+Status SpliceRelay::reserve_pipes() {
+  auto p0 = pipes_.get();
+  if (!p0) return fail(EAGAIN, "pipe pool exhausted");
+  auto p1 = pipes_.get();
+  if (!p1) {
+    pipes_.put(std::move(p0), true);
+    return fail(EAGAIN, "pipe pool exhausted");
+  }
+  dir_[0].pipe = std::move(p0);
+  dir_[1].pipe = std::move(p1);
+  return {};
+}
+
+void SpliceRelay::start(UniqueFd a, UniqueFd b) {
+  EGW_ASSERT(dir_[0].pipe && dir_[1].pipe);
+  a_ = std::move(a);
+  b_ = std::move(b);
+  dir_[0].in = a_.get();
+  dir_[0].out = b_.get();
+  dir_[1].in = b_.get();
+  dir_[1].out = a_.get();
+  last_activity_ms_ = loop_.now_ms();
+  loop_.attach(*this);
+  arm_pollin(a_.get(), poll_a_);
+  arm_pollin(b_.get(), poll_b_);
+}
+
+void SpliceRelay::arm_pollin(int fd, Completion& c) {
+  io_uring_sqe* s = loop_.sqe();
+  io_uring_prep_poll_multishot(s, fd, kPollIn);
+  loop_.arm(c, s);
+}
+
+void SpliceRelay::arm_pollout(Direction& d) {
+  if (d.waiting_out) return;
+  d.waiting_out = true;
+  io_uring_sqe* s = loop_.sqe();
+  io_uring_prep_poll_add(s, d.out, POLLOUT);
+  loop_.arm(&d == &dir_[0] ? pollout_b_ : pollout_a_, s);
+}
+
+void SpliceRelay::pump(Direction& d) {
+  // While the receiver is full, POLLIN wake-ups change nothing: wait for POLLOUT.
+  if (done_ || closing_ || d.waiting_out) return;
+  for (;;) {
+    if (d.in_pipe > 0) {
+      const ssize_t n = ::splice(d.pipe->read_end.get(), nullptr, d.out, nullptr, d.in_pipe,
+                                 SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n > 0) {
+        d.in_pipe -= static_cast<size_t>(n);
+        d.bytes += static_cast<uint64_t>(n);
+        last_activity_ms_ = loop_.now_ms();
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EAGAIN) {
+        arm_pollout(d);  // receiver full: stop reading until it drains
+        return;
+      }
+      finish(n < 0 ? errno : EPIPE);
+      return;
+    }
+    if (d.in_eof) {
+      if (!d.out_shut) {
+        d.out_shut = true;
+        ::shutdown(d.out, SHUT_WR);
+      }
+      if (dir_[0].out_shut && dir_[1].out_shut) finish(0);
+      return;
+    }
+    const ssize_t n = ::splice(d.in, nullptr, d.pipe->write_end.get(), nullptr, d.pipe->capacity,
+                               SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (n > 0) {
+      d.in_pipe += static_cast<size_t>(n);
+      continue;
+    }
+    if (n == 0) {
+      d.in_eof = true;
+      continue;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return;  // wait for POLLIN
+    finish(errno);
+    return;
+  }
+}
+
+void SpliceRelay::on_poll_a(const io_uring_cqe& cqe) {
+  if (closing_) return;
+  if (cqe.res < 0) {
+    if (cqe.res != -ECANCELED) finish(-cqe.res);
+    return;
+  }
+  pump(dir_[0]);
+  if (!(cqe.flags & IORING_CQE_F_MORE) && !done_ && !closing_ && !dir_[0].in_eof) {
+    arm_pollin(a_.get(), poll_a_);
+  }
+}
+
+void SpliceRelay::on_poll_b(const io_uring_cqe& cqe) {
+  if (closing_) return;
+  if (cqe.res < 0) {
+    if (cqe.res != -ECANCELED) finish(-cqe.res);
+    return;
+  }
+  pump(dir_[1]);
+  if (!(cqe.flags & IORING_CQE_F_MORE) && !done_ && !closing_ && !dir_[1].in_eof) {
+    arm_pollin(b_.get(), poll_b_);
+  }
+}
+
+// POLLOUT on b means direction 0 (a -> b) may continue; on a, direction 1.
+void SpliceRelay::on_pollout_b(const io_uring_cqe&) {
+  dir_[0].waiting_out = false;
+  pump(dir_[0]);
+}
+
+void SpliceRelay::on_pollout_a(const io_uring_cqe&) {
+  dir_[1].waiting_out = false;
+  pump(dir_[1]);
+}
+
+void SpliceRelay::finish(int err) {
+  if (done_) return;
+  done_ = true;
+  handler_.on_relay_done(*this, err);
+}
+
+void SpliceRelay::close() {
+  if (closing_) return;
+  closing_ = true;
+  done_ = true;
+  if (!attached()) {
+    loop_.defer([this] { handler_.on_relay_released(*this); });
+    return;
+  }
+  for (UniqueFd* fd : {&a_, &b_}) {
+    if (!*fd) continue;
+    const int raw = fd->release();
+    // Polls hold a reference to the socket: cancel them, then close.
+    loop_.reserve_sqes(2);
+    io_uring_sqe* c = loop_.sqe();
+    io_uring_prep_cancel_fd(c, raw, IORING_ASYNC_CANCEL_ALL);
+    c->flags |= IOSQE_IO_HARDLINK;
+    loop_.arm(cancel_, c);
+    io_uring_sqe* s = loop_.sqe();
+    io_uring_prep_close(s, raw);
+    loop_.arm(close_, s);
+  }
+  loop_.retire(*this);
+}
+
+void SpliceRelay::on_cancel(const io_uring_cqe&) {}
+void SpliceRelay::on_close(const io_uring_cqe&) {}
+
+void SpliceRelay::on_released() {
+  for (auto& d : dir_)
+    pipes_.put(std::move(d.pipe), d.in_pipe == 0);
+  handler_.on_relay_released(*this);
+}
+
+}  // namespace egw::uring

@@ -1,0 +1,176 @@
+// StreamSocket: a connected TCP (or Unix stream) socket driven by io_uring,
+// the copy-path building block of every session:
+//
+//  - receive: multishot recv into the worker's provided-buffer ring (bundles
+//    where the kernel has them; one-shot recv re-armed per completion where it
+//    has no multishot). Each filled buffer goes to the handler as an IoBuf it
+//    owns until release(). At most `max_held` buffers may be held at once;
+//    past that the recv is cancelled and re-armed when the holder releases
+//    (back-pressure, never a dropped byte). -ENOBUFS parks the socket on the
+//    loop's re-arm queue.
+//  - send: a queue of up to kSendQueue IoBufs and one sendmsg in flight, with
+//    everything queued in a batch coalesced into it (flushed just before the
+//    loop enters the kernel). Large contiguous sends can go as SEND_ZC.
+//  - connect with a linked timeout; shutdown(SHUT_WR) once the queue drains;
+//    close = cancel everything on the fd, then close it; the handler hears
+//    on_released() once nothing is in flight, and only then may free it.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cstdint>
+
+#include "egw/address.h"
+#include "egw/result.h"
+#include "egw/unique_fd.h"
+#include "uring/event_loop.h"
+
+namespace egw::uring {
+
+class StreamSocket;
+
+// Bytes on their way through a session: a received provided buffer, or
+// memory the sender keeps alive until it hears on_sent()/on_released().
+struct IoBuf {
+  const uint8_t* data = nullptr;
+  uint32_t len = 0;
+  uint16_t bid = BufferRing::kNoBuffer;  // provided buffer to give back once done
+  StreamSocket* origin = nullptr;        // socket whose held count the buffer charges
+};
+
+class StreamSocketHandler {
+ public:
+  // connect() finished: err 0, ETIMEDOUT (linked timeout fired) or an errno.
+  virtual void on_connected(StreamSocket& s, int err) = 0;
+  // New bytes; the handler owns `buf` until it calls StreamSocket::release().
+  virtual void on_data(StreamSocket& s, const IoBuf& buf) = 0;
+  // The peer finished sending (FIN). The socket stays open for sending.
+  virtual void on_eof(StreamSocket& s) = 0;
+  // recv or send failed (ECONNRESET, EPIPE, ...). The handler should close.
+  virtual void on_error(StreamSocket& s, int err) = 0;
+  // A send completed; the queue has room again (resume what feeds it).
+  virtual void on_sent(StreamSocket& s) = 0;
+  // Closed and nothing in flight: the socket may now be destroyed.
+  virtual void on_released(StreamSocket& s) = 0;
+
+ protected:
+  ~StreamSocketHandler() = default;
+};
+
+class StreamSocket final : public Owner, public Flushable, public Rearmable {
+ public:
+  static constexpr unsigned kSendQueue = 16;
+  static constexpr uint32_t kZcThreshold = 64 * 1024;
+
+  StreamSocket(EventLoop& loop, StreamSocketHandler& handler);
+  ~StreamSocket() override;
+
+  // Adopts a connected socket. The socket is attached to the loop.
+  void open(UniqueFd fd);
+  // Creates a socket and connects it to `addr`; on_connected() reports.
+  Status connect(const SocketAddress& addr, uint32_t timeout_ms);
+
+  // -- receive --------------------------------------------------------------
+  void start_recv();
+  // Stops delivering new buffers (what is already in flight may still come).
+  void pause_recv();
+  void resume_recv();
+  bool recv_paused() const { return recv_paused_; }
+  // Gives back a buffer this socket delivered. Static: the IoBuf knows its origin.
+  static void release(const IoBuf& buf);
+  unsigned held() const { return held_; }
+  void set_max_held(unsigned n) { max_held_ = n ? n : 1; }
+
+  // -- send -----------------------------------------------------------------
+  // Queues `buf` (its memory must live until sent); false when the queue is
+  // full or the socket is closing, in which case ownership stays with the
+  // caller. Provided buffers are released by the socket once sent.
+  bool send(const IoBuf& buf);
+  bool send_full() const { return count_ == kSendQueue; }
+  size_t queued_bytes() const { return queued_bytes_; }
+  bool send_idle() const { return count_ == 0 && !send_.busy(); }
+  // After the queue drains, shutdown(SHUT_WR): the peer sees FIN.
+  void shutdown_write();
+  bool write_shut() const { return shut_sent_; }
+  void enable_zero_copy(bool on) { zc_enabled_ = on; }
+
+  // -- teardown -------------------------------------------------------------
+  // Cancels what is in flight, releases queued buffers, closes the fd;
+  // on_released() follows once nothing is in flight. Idempotent.
+  void close();
+  // Like close(), but the peer sees a reset (SO_LINGER 0) instead of FIN.
+  void abort();
+  bool closing() const { return closing_; }
+
+  int fd() const { return fd_.get(); }
+  uint64_t bytes_received() const { return bytes_in_; }
+  uint64_t bytes_sent() const { return bytes_out_; }
+  uint64_t zc_sends() const { return zc_sends_; }
+  uint64_t zc_copied() const { return zc_copied_; }
+
+ private:
+  void on_recv(const io_uring_cqe& cqe);
+  void on_send(const io_uring_cqe& cqe);
+  void on_send_zc(const io_uring_cqe& cqe);
+  void on_connect(const io_uring_cqe& cqe);
+  void on_link_timeout(const io_uring_cqe& cqe);
+  void on_shutdown(const io_uring_cqe& cqe);
+  void on_cancel(const io_uring_cqe& cqe);
+  void on_close(const io_uring_cqe& cqe);
+  void on_released() override;
+  void flush() override;
+  void rearm() override;
+
+  void arm_recv();
+  void cancel_recv();
+  void sent(uint32_t bytes);
+  void release_queue();
+  void maybe_shutdown();
+  IoBuf& at(unsigned i) { return queue_[(head_ + i) % kSendQueue]; }
+
+  EventLoop& loop_;
+  StreamSocketHandler& handler_;
+  UniqueFd fd_;
+
+  Completion recv_, send_, send_zc_, connect_, link_timeout_, shutdown_, cancel_, close_;
+
+  // receive state
+  unsigned held_ = 0;
+  unsigned max_held_ = 8;
+  bool recv_started_ = false;
+  bool recv_paused_ = false;
+  bool recv_eof_ = false;
+  bool recv_cancel_pending_ = false;
+  bool multishot_;
+  bool bundle_;
+
+  // send state
+  IoBuf queue_[kSendQueue];
+  unsigned head_ = 0;
+  unsigned count_ = 0;
+  unsigned inflight_n_ = 0;   // queue entries covered by the in-flight send
+  uint32_t head_offset_ = 0;  // bytes of at(0) already sent
+  size_t queued_bytes_ = 0;
+  iovec iov_[kSendQueue];
+  msghdr msg_{};
+  bool shut_wanted_ = false;
+  bool shut_sent_ = false;
+  bool zc_enabled_ = false;
+  bool zc_notif_pending_ = false;
+  uint32_t zc_pending_bytes_ = 0;
+  uint64_t zc_sends_ = 0;
+  uint64_t zc_copied_ = 0;
+
+  // connect state
+  SocketAddress peer_;
+  __kernel_timespec connect_ts_{};
+  bool connecting_ = false;
+  bool connect_timed_out_ = false;
+
+  bool closing_ = false;
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
+};
+
+}  // namespace egw::uring
