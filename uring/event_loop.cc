@@ -72,6 +72,8 @@ Result<std::unique_ptr<EventLoop>> EventLoop::create(const LoopOptions& options)
   auto br = BufferRing::create(loop->ring_, options.buffers);
   if (!br) return std::unexpected(br.error());
   loop->buffers_ = std::move(*br);
+  // Every provided buffer may sit in a send queue at once.
+  loop->io_nodes_.reserve(loop->buffers_->count() + 256);
   const Features& f = features();
   loop->ext_arg_ = f.ext_arg;
   loop->wait_nr_ = options.wait_nr ? options.wait_nr : 1;
@@ -320,7 +322,7 @@ Result<int> EventLoop::enter(unsigned to_submit, bool wait) {
 Result<unsigned> EventLoop::run_once(bool wait) {
   before_enter();
   const unsigned to_submit = flush_sq();
-  const bool can_wait = wait && deferred_.empty() && released_.empty() && flush_.empty();
+  const bool can_wait = wait && !stop_ && deferred_.empty() && released_.empty() && flush_.empty();
   auto rc = enter(to_submit, can_wait);
   if (!rc) return std::unexpected(rc.error());
   clock::refresh();

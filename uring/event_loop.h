@@ -15,6 +15,8 @@
 #pragma once
 
 #include <liburing.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <array>
 #include <cstdint>
@@ -24,6 +26,7 @@
 #include "egw/inline_function.h"
 #include "egw/intrusive_list.h"
 #include "egw/result.h"
+#include "egw/slab.h"
 #include "uring/buffer_ring.h"
 #include "uring/completion.h"
 #include "uring/ring.h"
@@ -93,6 +96,31 @@ class Rearmable {
   ListNode rearm_node_;
 };
 
+class StreamSocket;
+
+// Bytes on their way through a session: a received provided buffer, or
+// memory the sender keeps alive until it hears on_sent()/on_released().
+struct IoBuf {
+  const uint8_t* data = nullptr;
+  uint32_t len = 0;
+  uint16_t bid = BufferRing::kNoBuffer;  // provided buffer to give back once done
+  StreamSocket* origin = nullptr;        // socket whose held count the buffer charges
+};
+
+// A queued IoBuf (send queues are linked lists of these, from the worker's pool).
+struct IoBufNode {
+  IoBuf buf;
+  IoBufNode* next = nullptr;
+};
+
+// The iovecs of one in-flight sendmsg; taken from the worker's pool only for
+// the life of that send, so an idle socket carries none.
+struct IovBlock {
+  static constexpr unsigned kMax = 64;
+  iovec iov[kMax];
+  msghdr msg;
+};
+
 class EventLoop {
  public:
   // Creates the loop on the calling thread (which then owns the ring).
@@ -127,6 +155,8 @@ class EventLoop {
   TimerWheel& timers() { return timers_; }
   uint64_t now_ms() const { return timers_.now(); }
   BufferRing& buffers() { return *buffers_; }
+  SlabPool<IoBufNode>& io_nodes() { return io_nodes_; }
+  SlabPool<IovBlock>& iov_blocks() { return iov_blocks_; }
   Ring& ring() { return ring_; }
   int ring_fd() const { return ring_fd_; }
   const LoopCounters& counters() const { return counters_; }
@@ -179,6 +209,8 @@ class EventLoop {
   Ring ring_;
   int ring_fd_;
   std::unique_ptr<BufferRing> buffers_;
+  SlabPool<IoBufNode> io_nodes_{1024};
+  SlabPool<IovBlock> iov_blocks_{64};
   TimerWheel timers_;
   LoopCounters counters_;
   unsigned wait_nr_ = 1;

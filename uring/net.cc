@@ -28,8 +28,8 @@ Result<UniqueFd> listen_tcp(const SocketAddress& addr, const ListenOptions& opti
   return fd;
 }
 
-Result<UniqueFd> tcp_socket(int family) {
-  UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+Result<UniqueFd> tcp_socket(int family, bool nonblocking) {
+  UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0));
   if (!fd) return fail_errno("socket");
   return fd;
 }

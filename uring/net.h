@@ -23,8 +23,9 @@ struct ListenOptions {
 // close-on-exec. Errors name the step ("bind: Address already in use").
 Result<UniqueFd> listen_tcp(const SocketAddress& addr, const ListenOptions& options);
 
-// A non-blocking TCP socket of `family`, for an outgoing connection.
-Result<UniqueFd> tcp_socket(int family);
+// A TCP socket of `family` for an outgoing connection: non-blocking for
+// inline system calls (splice), blocking when only io_uring drives it.
+Result<UniqueFd> tcp_socket(int family, bool nonblocking = true);
 
 // Latency settings for a proxied TCP socket: TCP_NODELAY.
 void tune_tcp(int fd);

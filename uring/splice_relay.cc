@@ -9,7 +9,7 @@ namespace {
 constexpr unsigned kPollIn = POLLIN | POLLRDHUP;
 }
 
-SpliceRelay::SpliceRelay(EventLoop& loop, PipePool& pipes, SpliceRelayHandler& handler)
+SpliceRelay::SpliceRelay(EventLoop& loop, PipePool& pipes, RelayHandler& handler)
     : loop_(loop), pipes_(pipes), handler_(handler) {
   bind<&SpliceRelay::on_poll_a>(poll_a_, Op::kPoll);
   bind<&SpliceRelay::on_poll_b>(poll_b_, Op::kPoll);

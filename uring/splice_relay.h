@@ -21,26 +21,13 @@
 #include "egw/unique_fd.h"
 #include "uring/event_loop.h"
 #include "uring/pipe_pool.h"
+#include "uring/relay.h"
 
 namespace egw::uring {
 
-class SpliceRelay;
-
-class SpliceRelayHandler {
+class SpliceRelay final : public Owner, public Relay {
  public:
-  // Both directions finished (err 0) or one failed (err = errno). The relay
-  // has not closed anything yet; call close().
-  virtual void on_relay_done(SpliceRelay& r, int err) = 0;
-  // Closed, nothing in flight: the relay may be destroyed.
-  virtual void on_relay_released(SpliceRelay& r) = 0;
-
- protected:
-  ~SpliceRelayHandler() = default;
-};
-
-class SpliceRelay final : public Owner {
- public:
-  SpliceRelay(EventLoop& loop, PipePool& pipes, SpliceRelayHandler& handler);
+  SpliceRelay(EventLoop& loop, PipePool& pipes, RelayHandler& handler);
   ~SpliceRelay() override;
 
   // Takes two pipes from the pool; fails with EAGAIN when the pool is empty
@@ -48,16 +35,15 @@ class SpliceRelay final : public Owner {
   Status reserve_pipes();
   // Starts relaying between `a` and `b` (both connected, non-blocking). The
   // relay owns and eventually closes them.
-  void start(UniqueFd a, UniqueFd b);
+  void start(UniqueFd a, UniqueFd b) override;
   // Stops at once: cancels the polls, closes both sockets. Idempotent.
-  void close();
+  void close() override;
 
-  uint64_t bytes_a_to_b() const { return dir_[0].bytes; }
-  uint64_t bytes_b_to_a() const { return dir_[1].bytes; }
-  // Loop time (ms) of the last byte moved either way.
-  uint64_t last_activity_ms() const { return last_activity_ms_; }
-  bool a_eof() const { return dir_[0].in_eof; }
-  bool b_eof() const { return dir_[1].in_eof; }
+  uint64_t bytes_a_to_b() const override { return dir_[0].bytes; }
+  uint64_t bytes_b_to_a() const override { return dir_[1].bytes; }
+  uint64_t last_activity_ms() const override { return last_activity_ms_; }
+  bool a_eof() const override { return dir_[0].in_eof; }
+  bool b_eof() const override { return dir_[1].in_eof; }
 
  private:
   struct Direction {
@@ -86,7 +72,7 @@ class SpliceRelay final : public Owner {
 
   EventLoop& loop_;
   PipePool& pipes_;
-  SpliceRelayHandler& handler_;
+  RelayHandler& handler_;
   UniqueFd a_, b_;
   Direction dir_[2];  // 0: a -> b, 1: b -> a
   Completion poll_a_, poll_b_, pollout_a_, pollout_b_, cancel_, close_;

@@ -1,5 +1,6 @@
 #include "uring/stream_socket.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -28,15 +29,20 @@ StreamSocket::StreamSocket(EventLoop& loop, StreamSocketHandler& handler)
 StreamSocket::~StreamSocket() {
   EGW_ASSERT(!attached());
   EGW_ASSERT(count_ == 0);
+  EGW_ASSERT(iov_ == nullptr);
 }
 
 void StreamSocket::open(UniqueFd fd) {
   fd_ = std::move(fd);
+  // io_uring does the waiting; on an O_NONBLOCK socket an operation that it
+  // issues from a worker context can surface EAGAIN instead.
+  const int fl = ::fcntl(fd_.get(), F_GETFL);
+  if (fl >= 0 && (fl & O_NONBLOCK)) ::fcntl(fd_.get(), F_SETFL, fl & ~O_NONBLOCK);
   loop_.attach(*this);
 }
 
 Status StreamSocket::connect(const SocketAddress& addr, uint32_t timeout_ms) {
-  auto fd = tcp_socket(addr.family());
+  auto fd = tcp_socket(addr.family(), /*nonblocking=*/false);
   if (!fd) return std::unexpected(fd.error());
   fd_ = std::move(*fd);
   loop_.attach(*this);
@@ -162,12 +168,26 @@ void StreamSocket::release(const IoBuf& buf) {
 // -- send --------------------------------------------------------------------
 
 bool StreamSocket::send(const IoBuf& buf) {
-  if (closing_ || count_ == kSendQueue || shut_wanted_) return false;
-  at(count_) = buf;
+  if (closing_ || shut_wanted_) return false;
+  IoBufNode* n = loop_.io_nodes().create();
+  EGW_RELEASE_ASSERT(n != nullptr, "io node pool exhausted");
+  n->buf = buf;
+  *tail_ = n;
+  tail_ = &n->next;
   ++count_;
   queued_bytes_ += buf.len;
   if (!send_.busy() && !send_zc_.busy()) loop_.schedule_flush(*this);
   return true;
+}
+
+void StreamSocket::pop_front() {
+  IoBufNode* n = head_;
+  head_ = n->next;
+  if (!head_) tail_ = &head_;
+  --count_;
+  head_offset_ = 0;
+  release(n->buf);
+  loop_.io_nodes().destroy(n);
 }
 
 void StreamSocket::flush() {
@@ -176,11 +196,11 @@ void StreamSocket::flush() {
     maybe_shutdown();
     return;
   }
-  IoBuf& first = at(0);
+  const IoBuf& first = head_->buf;
   const uint32_t first_left = first.len - head_offset_;
+  const uint8_t* p = first.data + head_offset_;
   if (zc_enabled_ && first_left >= kZcThreshold) {
     io_uring_sqe* s = loop_.sqe();
-    const uint8_t* p = first.data + head_offset_;
     BufferRing& br = loop_.buffers();
     const uint8_t* base = br.data(0);
     const bool fixed = br.registered() && p >= base &&
@@ -192,35 +212,42 @@ void StreamSocket::flush() {
       io_uring_prep_send_zc(s, fd_.get(), p, first_left, MSG_NOSIGNAL | MSG_WAITALL,
                             IORING_SEND_ZC_REPORT_USAGE);
     }
-    inflight_n_ = 1;
     zc_notif_pending_ = false;
     ++zc_sends_;
     loop_.arm(send_zc_, s);
     return;
   }
-  unsigned n = 0;
-  for (; n < count_; ++n) {
-    IoBuf& b = at(n);
-    const uint32_t off = n == 0 ? head_offset_ : 0;
-    iov_[n].iov_base = const_cast<uint8_t*>(b.data + off);
-    iov_[n].iov_len = b.len - off;
-  }
-  msg_ = msghdr{};
-  msg_.msg_iov = iov_;
-  msg_.msg_iovlen = n;
-  inflight_n_ = n;
   io_uring_sqe* s = loop_.sqe();
-  io_uring_prep_sendmsg(s, fd_.get(), &msg_, MSG_NOSIGNAL | MSG_WAITALL);
+  if (count_ == 1) {
+    // One buffer: plain send, no msghdr to import.
+    io_uring_prep_send(s, fd_.get(), p, first_left, MSG_NOSIGNAL | MSG_WAITALL);
+  } else {
+    iov_ = loop_.iov_blocks().create();
+    EGW_RELEASE_ASSERT(iov_ != nullptr, "iovec pool exhausted");
+    unsigned n = 0;
+    for (IoBufNode* b = head_; b && n < IovBlock::kMax; b = b->next, ++n) {
+      const uint32_t off = n == 0 ? head_offset_ : 0;
+      iov_->iov[n].iov_base = const_cast<uint8_t*>(b->buf.data + off);
+      iov_->iov[n].iov_len = b->buf.len - off;
+    }
+    iov_->msg = msghdr{};
+    iov_->msg.msg_iov = iov_->iov;
+    iov_->msg.msg_iovlen = n;
+    io_uring_prep_sendmsg(s, fd_.get(), &iov_->msg, MSG_NOSIGNAL | MSG_WAITALL);
+  }
   loop_.arm(send_, s);
 }
 
 void StreamSocket::on_send(const io_uring_cqe& cqe) {
+  if (iov_) {
+    loop_.iov_blocks().destroy(iov_);
+    iov_ = nullptr;
+  }
   if (closing_) {
     release_queue();
     return;
   }
   if (cqe.res < 0) {
-    inflight_n_ = 0;
     handler_.on_error(*this, -cqe.res);
     return;
   }
@@ -246,7 +273,6 @@ void StreamSocket::on_send_zc(const io_uring_cqe& cqe) {
   // The send itself. With F_MORE a notification follows; the bytes are
   // accounted then.
   if (cqe.res < 0) {
-    if (!(cqe.flags & IORING_CQE_F_MORE)) inflight_n_ = 0;
     if (!closing_)
       handler_.on_error(*this, -cqe.res);
     else if (!(cqe.flags & IORING_CQE_F_MORE))
@@ -269,20 +295,14 @@ void StreamSocket::sent(uint32_t bytes) {
   bytes_out_ += bytes;
   queued_bytes_ -= bytes;
   while (bytes > 0 && count_ > 0) {
-    IoBuf& b = at(0);
-    const uint32_t left = b.len - head_offset_;
+    const uint32_t left = head_->buf.len - head_offset_;
     if (bytes < left) {
       head_offset_ += bytes;
       break;
     }
     bytes -= left;
-    release(b);
-    b = IoBuf{};
-    head_ = (head_ + 1) % kSendQueue;
-    --count_;
-    head_offset_ = 0;
+    pop_front();
   }
-  inflight_n_ = 0;
   if (count_ > 0) {
     loop_.schedule_flush(*this);
   } else {
@@ -292,15 +312,9 @@ void StreamSocket::sent(uint32_t bytes) {
 }
 
 void StreamSocket::release_queue() {
-  while (count_ > 0) {
-    release(at(0));
-    at(0) = IoBuf{};
-    head_ = (head_ + 1) % kSendQueue;
-    --count_;
-  }
-  head_offset_ = 0;
+  while (count_ > 0)
+    pop_front();
   queued_bytes_ = 0;
-  inflight_n_ = 0;
 }
 
 void StreamSocket::shutdown_write() {

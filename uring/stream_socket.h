@@ -8,9 +8,12 @@
 //    past that the recv is cancelled and re-armed when the holder releases
 //    (back-pressure, never a dropped byte). -ENOBUFS parks the socket on the
 //    loop's re-arm queue.
-//  - send: a queue of up to kSendQueue IoBufs and one sendmsg in flight, with
-//    everything queued in a batch coalesced into it (flushed just before the
-//    loop enters the kernel). Large contiguous sends can go as SEND_ZC.
+//  - send: a queue of IoBufs (linked nodes from the worker's pool: a send never
+//    fails for lack of room, so a bundle of any size can be forwarded) and one
+//    send in flight, coalescing everything queued in a batch (up to 64
+//    buffers per sendmsg), flushed just before the loop enters the kernel.
+//    send_full() is the high watermark at which sources should pause. Large
+//    contiguous sends can go as SEND_ZC.
 //  - connect with a linked timeout; shutdown(SHUT_WR) once the queue drains;
 //    close = cancel everything on the fd, then close it; the handler hears
 //    on_released() once nothing is in flight, and only then may free it.
@@ -27,17 +30,6 @@
 #include "uring/event_loop.h"
 
 namespace egw::uring {
-
-class StreamSocket;
-
-// Bytes on their way through a session: a received provided buffer, or
-// memory the sender keeps alive until it hears on_sent()/on_released().
-struct IoBuf {
-  const uint8_t* data = nullptr;
-  uint32_t len = 0;
-  uint16_t bid = BufferRing::kNoBuffer;  // provided buffer to give back once done
-  StreamSocket* origin = nullptr;        // socket whose held count the buffer charges
-};
 
 class StreamSocketHandler {
  public:
@@ -60,7 +52,9 @@ class StreamSocketHandler {
 
 class StreamSocket final : public Owner, public Flushable, public Rearmable {
  public:
-  static constexpr unsigned kSendQueue = 16;
+  // Back-pressure watermark: send_full() once this much is queued.
+  static constexpr unsigned kHighWaterBufs = 16;
+  static constexpr size_t kHighWaterBytes = 256 * 1024;
   static constexpr uint32_t kZcThreshold = 64 * 1024;
 
   StreamSocket(EventLoop& loop, StreamSocketHandler& handler);
@@ -83,11 +77,12 @@ class StreamSocket final : public Owner, public Flushable, public Rearmable {
   void set_max_held(unsigned n) { max_held_ = n ? n : 1; }
 
   // -- send -----------------------------------------------------------------
-  // Queues `buf` (its memory must live until sent); false when the queue is
-  // full or the socket is closing, in which case ownership stays with the
-  // caller. Provided buffers are released by the socket once sent.
+  // Queues `buf` (its memory must live until sent); false only when the
+  // socket is closing or its write side is shut, in which case ownership
+  // stays with the caller. Provided buffers are released once sent.
   bool send(const IoBuf& buf);
-  bool send_full() const { return count_ == kSendQueue; }
+  // At or above the high watermark: the caller should stop feeding it.
+  bool send_full() const { return count_ >= kHighWaterBufs || queued_bytes_ >= kHighWaterBytes; }
   size_t queued_bytes() const { return queued_bytes_; }
   bool send_idle() const { return count_ == 0 && !send_.busy(); }
   // After the queue drains, shutdown(SHUT_WR): the peer sees FIN.
@@ -127,7 +122,7 @@ class StreamSocket final : public Owner, public Flushable, public Rearmable {
   void sent(uint32_t bytes);
   void release_queue();
   void maybe_shutdown();
-  IoBuf& at(unsigned i) { return queue_[(head_ + i) % kSendQueue]; }
+  void pop_front();
 
   EventLoop& loop_;
   StreamSocketHandler& handler_;
@@ -146,14 +141,12 @@ class StreamSocket final : public Owner, public Flushable, public Rearmable {
   bool bundle_;
 
   // send state
-  IoBuf queue_[kSendQueue];
-  unsigned head_ = 0;
+  IoBufNode* head_ = nullptr;
+  IoBufNode** tail_ = &head_;
   unsigned count_ = 0;
-  unsigned inflight_n_ = 0;   // queue entries covered by the in-flight send
-  uint32_t head_offset_ = 0;  // bytes of at(0) already sent
+  uint32_t head_offset_ = 0;  // bytes of head_ already sent
   size_t queued_bytes_ = 0;
-  iovec iov_[kSendQueue];
-  msghdr msg_{};
+  IovBlock* iov_ = nullptr;  // held while a multi-buffer sendmsg is in flight
   bool shut_wanted_ = false;
   bool shut_sent_ = false;
   bool zc_enabled_ = false;

@@ -1,0 +1,97 @@
+// Config: the immutable, typed configuration snapshot. Built by the loader
+// (src/config/loader.h) from TOML; every value is validated there, so code
+// that reads a Config never checks it again. Units are in the key names.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "egw/address.h"
+#include "egw/log.h"
+#include "src/balancer/balancer.h"
+
+namespace egw::config {
+
+// Where a value came from, for errors found after loading (a bind that fails
+// at start-up names the line of its address).
+struct SourceLoc {
+  uint32_t line = 0;
+  uint32_t column = 0;
+};
+
+enum class Protocol : uint8_t { kTcp, kHttp };
+const char* to_string(Protocol p);
+
+struct GlobalConfig {
+  uint32_t workers = 0;  // 0: one per CPU
+  uint32_t grace_period_ms = 10000;
+  log::Level log_level = log::Level::info;
+  uint32_t buffer_count = 2048;  // provided receive buffers per worker
+  uint32_t buffer_size = 16384;
+  uint32_t max_pipes = 1024;  // splice pipes per worker (2 fds each)
+  uint32_t pipe_size = 1u << 20;
+  uint32_t max_sessions = 100000;  // per worker; past it accepts pause
+};
+
+struct HealthCheckConfig {
+  enum class Type : uint8_t { kNone, kTcp, kHttp } type = Type::kNone;
+  uint32_t interval_ms = 2000;
+  uint32_t timeout_ms = 1000;
+  uint32_t rise = 2;
+  uint32_t fall = 3;
+  std::string path = "/";        // http
+  uint32_t expect_status = 200;  // http
+};
+
+struct EndpointConfig {
+  SocketAddress address;
+  std::string address_text;
+  uint32_t weight = 1;
+  uint32_t maxconn = 0;  // 0: unlimited
+  bool backup = false;
+  SourceLoc loc;
+};
+
+struct ClusterConfig {
+  std::string name;
+  balancer::Algorithm balancer = balancer::Algorithm::kRoundRobin;
+  uint32_t connect_timeout_ms = 2000;
+  uint32_t server_idle_timeout_ms = 60000;
+  uint32_t queue_timeout_ms = 5000;
+  uint32_t max_queue = 10000;  // waiting sessions per worker; past it, refuse at once
+  uint32_t retries = 2;
+  bool redispatch = true;
+  std::vector<EndpointConfig> endpoints;
+  HealthCheckConfig health_check;
+  SourceLoc loc;
+};
+
+struct BindConfig {
+  SocketAddress address;
+  std::string text;
+  SourceLoc loc;
+};
+
+struct ListenerConfig {
+  std::string name;
+  std::vector<BindConfig> binds;
+  Protocol protocol = Protocol::kTcp;
+  std::string cluster;
+  uint32_t client_idle_timeout_ms = 60000;
+  SourceLoc loc;
+};
+
+struct Config {
+  std::string path;  // the file it was loaded from
+  GlobalConfig global;
+  std::vector<ListenerConfig> listeners;
+  std::vector<ClusterConfig> clusters;
+
+  const ClusterConfig* find_cluster(std::string_view name) const;
+};
+
+using ConfigPtr = std::shared_ptr<const Config>;
+
+}  // namespace egw::config

@@ -1,0 +1,96 @@
+#include "src/server/runtime.h"
+
+#include <fmt/format.h>
+
+#include "uring/net.h"
+
+namespace egw::server {
+
+int Runtime::cluster_index(std::string_view name) const {
+  for (size_t i = 0; i < config->clusters.size(); ++i) {
+    if (config->clusters[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+namespace {
+
+std::shared_ptr<upstream::EndpointState> find_endpoint(const Runtime* previous,
+                                                       const std::string& cluster,
+                                                       const SocketAddress& addr) {
+  if (!previous) return nullptr;
+  for (const auto& c : previous->clusters) {
+    if (c->name() != cluster) continue;
+    for (size_t i = 0; i < c->size(); ++i) {
+      if (c->endpoint(i).address() == addr) return c->endpoint_ptr(i);
+    }
+  }
+  return nullptr;
+}
+
+std::shared_ptr<BindSockets> find_bind(const Runtime* previous, const SocketAddress& addr) {
+  if (!previous) return nullptr;
+  for (const auto& l : previous->binds) {
+    for (const auto& b : l) {
+      if (b->address == addr && addr.port() != 0) return b;
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+BuildResult build_runtime(config::ConfigPtr cfg, const Runtime* previous, unsigned workers,
+                          uint64_t generation) {
+  BuildResult out;
+  auto rt = std::make_shared<Runtime>();
+  rt->config = cfg;
+  rt->generation = generation;
+  rt->workers = workers;
+  for (const auto& cc : cfg->clusters) {
+    std::vector<std::shared_ptr<upstream::EndpointState>> eps;
+    for (const auto& ec : cc.endpoints) {
+      auto ep = find_endpoint(previous, cc.name, ec.address);
+      if (!ep) ep = std::make_shared<upstream::EndpointState>(cc.name, ec);
+      eps.push_back(std::move(ep));
+    }
+    rt->clusters.push_back(std::make_shared<upstream::Cluster>(cc, std::move(eps), workers));
+  }
+  for (const auto& lc : cfg->listeners) {
+    auto& binds = rt->binds.emplace_back();
+    for (const auto& bc : lc.binds) {
+      if (auto kept = find_bind(previous, bc.address)) {
+        binds.push_back(std::move(kept));
+        continue;
+      }
+      auto bs = std::make_shared<BindSockets>();
+      bs->address = bc.address;
+      bs->text = bc.text;
+      // Port 0 asks the kernel for a port: the first socket gets one and the
+      // other workers' sockets join it there.
+      SocketAddress addr = bc.address;
+      for (unsigned w = 0; w < workers; ++w) {
+        auto fd = uring::listen_tcp(addr, uring::ListenOptions{});
+        if (!fd) {
+          out.errors.push_back(
+              config::ConfigError{cfg->path, bc.loc,
+                                  fmt::format("listener '{}': cannot listen on {}: {}", lc.name,
+                                              bc.text, fd.error().message())});
+          break;
+        }
+        if (w == 0 && addr.port() == 0) {
+          if (auto local = SocketAddress::local_of(fd->get())) {
+            addr = *local;
+            bs->address = addr;
+          }
+        }
+        bs->fds.push_back(std::move(*fd));
+      }
+      binds.push_back(std::move(bs));
+    }
+  }
+  if (out.errors.empty()) out.runtime = std::move(rt);
+  return out;
+}
+
+}  // namespace egw::server

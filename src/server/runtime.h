@@ -1,0 +1,54 @@
+// Runtime: everything a configuration snapshot needs at run time, built by
+// the control thread and shared, read-only, by every worker: the Config, one
+// upstream::Cluster per configured cluster (endpoint states carried over from
+// the previous runtime where the cluster name and address stay), and the
+// listening sockets (one SO_REUSEPORT socket per worker per bind address,
+// carried over where the address stays, so a reload never closes a listener
+// that remains).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "egw/address.h"
+#include "egw/unique_fd.h"
+#include "src/config/config.h"
+#include "src/config/loader.h"
+#include "src/upstream/cluster.h"
+
+namespace egw::server {
+
+// The listening sockets of one bind address: fds[w] belongs to worker w.
+struct BindSockets {
+  SocketAddress address;
+  std::string text;
+  std::vector<UniqueFd> fds;
+};
+
+struct Runtime {
+  config::ConfigPtr config;
+  std::vector<std::shared_ptr<upstream::Cluster>> clusters;  // parallel to config->clusters
+  // binds[l][b]: listener l's bind b (parallel to config->listeners[l].binds).
+  std::vector<std::vector<std::shared_ptr<BindSockets>>> binds;
+  uint64_t generation = 0;
+  unsigned workers = 0;
+
+  // Index of the cluster named `name`, or -1.
+  int cluster_index(std::string_view name) const;
+};
+
+using RuntimePtr = std::shared_ptr<const Runtime>;
+
+// Builds the runtime for `cfg` with `workers` workers, reusing what
+// `previous` (may be null) already has. Fails with located errors, e.g. a
+// port already in use; then nothing new is left open.
+struct BuildResult {
+  RuntimePtr runtime;
+  std::vector<config::ConfigError> errors;
+};
+BuildResult build_runtime(config::ConfigPtr cfg, const Runtime* previous, unsigned workers,
+                          uint64_t generation);
+
+}  // namespace egw::server

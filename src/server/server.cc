@@ -1,0 +1,199 @@
+#include "src/server/server.h"
+
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+
+#include "src/server/worker.h"
+#include "uring/probe.h"
+
+namespace egw::server {
+
+void print_errors(const std::vector<config::ConfigError>& errors) {
+  for (const auto& e : errors)
+    std::fprintf(stderr, "%s\n", e.to_string().c_str());
+  std::fflush(stderr);
+}
+
+namespace {
+
+void raise_nofile() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  EGW_LOG(debug, "RLIMIT_NOFILE {}", rl.rlim_cur);
+}
+
+}  // namespace
+
+Server::Server(Options options) : options_(std::move(options)) {}
+
+Server::~Server() {
+  for (auto& w : workers_)
+    w->join();
+}
+
+int Server::run() {
+  auto loaded = config::load_file(options_.config_path);
+  if (!loaded.errors.empty()) {
+    print_errors(loaded.errors);
+    std::fprintf(stderr, "%s: invalid configuration, not starting\n", options_.config_path.c_str());
+    return kExitInvalidConfig;
+  }
+  auto cfg = std::make_shared<config::Config>(*loaded.config);
+  if (options_.workers) cfg->global.workers = *options_.workers;
+  log::set_level(options_.log_level.value_or(cfg->global.log_level));
+  worker_count_ = cfg->global.workers;
+
+  const uring::Features& f = uring::features();
+  if (!f.available) {
+    EGW_LOG(error, "cannot run: {}", f.unavailable_reason);
+    return kExitFailure;
+  }
+  EGW_LOG(info, "expressgateway {} starting with {} workers", EGW_VERSION, worker_count_);
+  EGW_LOG(info, "{}", f.report());
+  raise_nofile();
+
+  // Signals are taken by the control thread through a signalfd; workers
+  // inherit the blocked mask and never see them.
+  sigset_t mask;
+  sigemptyset(&mask);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT})
+    sigaddset(&mask, sig);
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+  UniqueFd sfd(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!sfd) {
+    EGW_LOG(error, "signalfd: {}", std::strerror(errno));
+    return kExitFailure;
+  }
+
+  auto built = build_runtime(cfg, nullptr, worker_count_, ++generation_);
+  if (!built.errors.empty()) {
+    print_errors(built.errors);
+    std::fprintf(stderr, "%s: cannot start\n", options_.config_path.c_str());
+    return kExitInvalidConfig;
+  }
+  runtime_ = built.runtime;
+  for (unsigned i = 0; i < worker_count_; ++i) {
+    workers_.push_back(std::make_unique<Worker>(*this, i));
+    if (!workers_.back()->start(runtime_)) {
+      EGW_LOG(error, "worker {} failed to start; shutting down", i);
+      drain(0);
+      for (auto& w : workers_)
+        w->join();
+      return kExitFailure;
+    }
+  }
+  log_ready();
+
+  bool draining = false;
+  for (;;) {
+    pollfd p{sfd.get(), POLLIN, 0};
+    ::poll(&p, 1, draining ? 50 : 1000);
+    signalfd_siginfo si;
+    while (::read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
+      switch (si.ssi_signo) {
+        case SIGHUP:
+          if (!draining) reload();
+          break;
+        case SIGTERM:
+        case SIGINT:
+        case SIGQUIT:
+          if (!draining) {
+            EGW_LOG(info, "signal {}: draining (grace period {} ms)",
+                    strsignal(static_cast<int>(si.ssi_signo)),
+                    runtime_->config->global.grace_period_ms);
+            draining = true;
+            drain(runtime_->config->global.grace_period_ms);
+          } else {
+            EGW_LOG(info, "second signal: closing every session now");
+            drain(0);
+          }
+          break;
+      }
+    }
+    if (draining) {
+      bool all = true;
+      for (auto& w : workers_)
+        all = all && w->finished();
+      if (all) break;
+    }
+  }
+  for (auto& w : workers_)
+    w->join();
+  EGW_LOG(info, "stopped");
+  return kExitOk;
+}
+
+void Server::drain(uint32_t grace_ms) {
+  for (auto& w : workers_) {
+    Worker* raw = w.get();
+    raw->post([raw, grace_ms] { raw->drain(grace_ms); });
+  }
+}
+
+void Server::reload() {
+  EGW_LOG(info, "SIGHUP: reloading {}", options_.config_path);
+  auto loaded = config::load_file(options_.config_path);
+  if (!loaded.errors.empty()) {
+    for (const auto& e : loaded.errors)
+      EGW_LOG(error, "reload: {}", e.to_string());
+    EGW_LOG(error, "reload failed: keeping the running configuration (generation {})", generation_);
+    return;
+  }
+  auto cfg = std::make_shared<config::Config>(*loaded.config);
+  cfg->global.workers = worker_count_;
+  const auto& old = runtime_->config->global;
+  if (cfg->global.buffer_count != old.buffer_count || cfg->global.buffer_size != old.buffer_size ||
+      cfg->global.max_pipes != old.max_pipes || cfg->global.pipe_size != old.pipe_size ||
+      cfg->global.max_sessions != old.max_sessions ||
+      (loaded.config->global.workers != worker_count_ && !options_.workers)) {
+    EGW_LOG(warn, "reload: [global] workers and buffer/pipe/session sizes take effect at restart");
+    cfg->global.buffer_count = old.buffer_count;
+    cfg->global.buffer_size = old.buffer_size;
+    cfg->global.max_pipes = old.max_pipes;
+    cfg->global.pipe_size = old.pipe_size;
+    cfg->global.max_sessions = old.max_sessions;
+  }
+  if (!options_.log_level) log::set_level(cfg->global.log_level);
+  auto built = build_runtime(cfg, runtime_.get(), worker_count_, generation_ + 1);
+  if (!built.errors.empty()) {
+    for (const auto& e : built.errors)
+      EGW_LOG(error, "reload: {}", e.to_string());
+    EGW_LOG(error, "reload failed: keeping the running configuration (generation {})", generation_);
+    return;
+  }
+  ++generation_;
+  runtime_ = built.runtime;
+  for (auto& w : workers_) {
+    Worker* raw = w.get();
+    RuntimePtr rt = runtime_;
+    raw->post([raw, rt] { raw->apply(rt); });
+  }
+  EGW_LOG(info, "reloaded: generation {}", generation_);
+  log_ready();
+}
+
+void Server::log_ready() const {
+  std::string binds;
+  const auto& cfg = *runtime_->config;
+  for (size_t l = 0; l < cfg.listeners.size(); ++l) {
+    for (const auto& b : runtime_->binds[l]) {
+      if (!binds.empty()) binds += ", ";
+      binds += fmt::format("{}={} ({})", cfg.listeners[l].name, b->address.to_string(),
+                           config::to_string(cfg.listeners[l].protocol));
+    }
+  }
+  EGW_LOG(info, "ready: generation {}, {} workers, listening on {}", generation_, worker_count_,
+          binds);
+}
+
+}  // namespace egw::server

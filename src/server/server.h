@@ -1,0 +1,59 @@
+// Server: the control thread. Loads the configuration, builds the runtime
+// snapshot, starts the workers, then waits for signals:
+//   SIGHUP          reload: a valid file becomes the new snapshot for new
+//                   sessions; an invalid one is logged and changes nothing.
+//   SIGTERM, SIGINT drain: stop accepting, let sessions finish for
+//                   grace_period_ms, then close them; a second signal closes
+//                   them at once.
+// The control thread never touches a worker's objects: it posts to mailboxes.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "egw/log.h"
+#include "src/server/runtime.h"
+
+namespace egw::server {
+
+class Worker;
+
+struct Options {
+  std::string config_path = "config/expressgateway.toml";
+  std::optional<unsigned> workers;      // --workers overrides [global] workers
+  std::optional<log::Level> log_level;  // --log-level overrides [global] log_level
+};
+
+// Exit codes.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitInvalidConfig = 2;
+
+class Server {
+ public:
+  explicit Server(Options options);
+  ~Server();
+
+  // Runs until shut down; returns the process exit code.
+  int run();
+  Worker* worker(unsigned i) { return i < workers_.size() ? workers_[i].get() : nullptr; }
+
+ private:
+  void reload();
+  void drain(uint32_t grace_ms);
+  void log_ready() const;
+
+  Options options_;
+  unsigned worker_count_ = 1;
+  RuntimePtr runtime_;
+  uint64_t generation_ = 0;
+  std::vector<std::unique_ptr<Worker>> workers_;
+};
+
+// Prints every error, one per line, to stderr.
+void print_errors(const std::vector<config::ConfigError>& errors);
+
+}  // namespace egw::server

@@ -1,0 +1,303 @@
+#include "src/server/worker.h"
+
+#include "egw/log.h"
+#include "src/server/server.h"
+#include "uring/probe.h"
+
+namespace egw::server {
+
+Worker::Worker(Server& server, unsigned index) : server_(server), index_(index) {
+  grace_timer_.set_callback([this] {
+    EGW_LOG(info, "grace period over: closing {} remaining sessions", live_.size());
+    live_.for_each([](downstream::TcpSession& s) { s.abort(); });
+  });
+}
+
+Worker::~Worker() {
+  join();
+}
+
+bool Worker::start(RuntimePtr rt) {
+  thread_ = std::thread([this, rt = std::move(rt)]() mutable { run(std::move(rt)); });
+  while (!ready_.load())
+    std::this_thread::yield();
+  return !failed_.load();
+}
+
+bool Worker::post(uring::Mailbox::Message m) {
+  if (!mailbox_ || finished_.load()) return false;
+  return mailbox_->post(std::move(m));
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::run(RuntimePtr rt) {
+  log::set_thread_tag(fmt::format("w{}", index_));
+  const config::GlobalConfig& g = rt->config->global;
+  uring::LoopOptions lo;
+  lo.buffers.count = g.buffer_count;
+  lo.buffers.size = g.buffer_size;
+  auto loop = uring::EventLoop::create(lo);
+  if (!loop) {
+    EGW_LOG(error, "worker {}: cannot create its io_uring event loop: {}", index_,
+            loop.error().message());
+    failed_ = true;
+    ready_ = true;
+    return;
+  }
+  loop_ = std::move(*loop);
+  pipes_ = std::make_unique<uring::PipePool>(g.max_pipes, g.pipe_size);
+  sessions_ = std::make_unique<SlabPool<downstream::TcpSession>>(256, g.max_sessions);
+  uring::Mailbox mailbox(*loop_);
+  mailbox_ = &mailbox;
+  apply(std::move(rt));
+  ready_ = true;
+
+  if (auto st = loop_->run(); !st) {
+    EGW_LOG(error, "worker {}: event loop failed: {}", index_, st.error().message());
+  }
+  // Finish what is in flight (cancels, closes) before the loop goes away.
+  for (int i = 0; i < 1000 && loop_->live_owners() > 0; ++i)
+    (void)loop_->run_once(false);
+  finished_ = true;
+  mailbox_ = nullptr;
+  log_summary();
+  listeners_.clear();
+  checkers_.clear();
+  stopping_checkers_.clear();
+  retired_.clear();
+  current_.reset();
+  sessions_.reset();
+  pipes_.reset();
+  loop_.reset();
+}
+
+void Worker::apply(RuntimePtr rt) {
+  auto snap = std::make_unique<WorkerSnapshot>();
+  snap->runtime = std::move(rt);
+  for (const auto& c : snap->runtime->clusters) {
+    snap->clusters.push_back(
+        std::make_unique<WorkerCluster>(*c, index_ * 0x9E3779B97F4A7C15ull + 1));
+  }
+  if (current_) retired_.push_back(std::move(current_));
+  current_ = std::move(snap);
+  if (!draining_) reconcile_listeners();
+  if (index_ == 0 && !draining_) reconcile_health_checks();
+  release_snapshots();
+}
+
+void Worker::reconcile_listeners() {
+  const Runtime& rt = *current_->runtime;
+  std::vector<bool> kept(listeners_.size(), false);
+  for (size_t l = 0; l < rt.binds.size(); ++l) {
+    for (const auto& bs : rt.binds[l]) {
+      bool found = false;
+      for (size_t i = 0; i < listeners_.size(); ++i) {
+        if (listeners_[i]->sockets == bs && !listeners_[i]->stopping) {
+          listeners_[i]->listener = l;
+          kept[i] = true;
+          found = true;
+        }
+      }
+      if (found) continue;
+      auto e = std::make_unique<ListenerEntry>();
+      e->sockets = bs;
+      e->listener = l;
+      ListenerEntry* raw = e.get();
+      e->acceptor = std::make_unique<uring::Acceptor>(
+          *loop_, bs->fds[index_].get(),
+          [this, raw](UniqueFd fd) { on_accept(*raw, std::move(fd)); });
+      if (!accept_paused_) e->acceptor->start();
+      listeners_.push_back(std::move(e));
+      kept.push_back(true);
+    }
+  }
+  for (size_t i = 0; i < kept.size(); ++i) {
+    if (!kept[i]) stop_listener(*listeners_[i], false);
+  }
+}
+
+void Worker::stop_listener(ListenerEntry& e, bool close_socket) {
+  if (e.stopping) return;
+  e.stopping = true;
+  ListenerEntry* raw = &e;
+  e.acceptor->stop([this, raw, close_socket] {
+    if (close_socket) raw->sockets->fds[index_].reset();
+    // Erase later: we are inside the acceptor's own callback.
+    loop_->defer([this, raw] {
+      std::erase_if(listeners_, [raw](const auto& p) { return p.get() == raw; });
+      maybe_finish();
+    });
+  });
+}
+
+void Worker::on_accept(ListenerEntry& e, UniqueFd fd) {
+  stats_.accepted.fetch_add(1, std::memory_order_relaxed);
+  if (draining_) return;  // closes fd
+  downstream::TcpSession* s = sessions_->create(*this, *current_, e.listener, std::move(fd));
+  if (!s) {
+    // Pool at max_sessions: this one is closed; stop accepting until one ends.
+    pause_accepting(true);
+    return;
+  }
+  ++current_->sessions;
+  stats_.active.fetch_add(1, std::memory_order_relaxed);
+  live_.push_back(*s);
+  s->start();
+  if (sessions_->in_use() >= sessions_->capacity() &&
+      sessions_->capacity() >= current_->runtime->config->global.max_sessions) {
+    pause_accepting(true);
+  }
+}
+
+void Worker::pause_accepting(bool pause) {
+  if (accept_paused_ == pause) return;
+  accept_paused_ = pause;
+  if (pause) {
+    EGW_LOG_RATELIMITED(warn, 1000, "worker {}: max_sessions reached; pausing accepts", index_);
+  }
+  for (auto& e : listeners_) {
+    if (e->stopping) continue;
+    if (pause) {
+      e->acceptor->pause();
+    } else {
+      e->acceptor->resume();
+    }
+  }
+}
+
+void Worker::session_ended(downstream::TcpSession& s, WorkerSnapshot& snap) {
+  --snap.sessions;
+  stats_.active.fetch_sub(1, std::memory_order_relaxed);
+  sessions_->destroy(&s);  // unlinks it from live_
+  if (accept_paused_ && !draining_) pause_accepting(false);
+  if (&snap != current_.get()) release_snapshots();
+  maybe_finish();
+}
+
+void Worker::release_snapshots() {
+  std::erase_if(retired_, [](const std::unique_ptr<WorkerSnapshot>& s) {
+    if (s->sessions != 0) return false;
+    for (const auto& c : s->clusters) {
+      if (c->queued != 0) return false;
+    }
+    return true;
+  });
+}
+
+void Worker::slot_freed(WorkerCluster& wc) {
+  if (downstream::TcpSession* s = wc.queue.pop_front()) {
+    s->dequeued();
+    return;
+  }
+  // Nobody waits here; wake a worker that has waiters for this cluster.
+  const upstream::Cluster* c = &wc.cluster;
+  if (wc.cluster.total_waiting() == 0) return;
+  for (unsigned w = 0; w < wc.cluster.workers(); ++w) {
+    if (w == index_ || wc.cluster.waiting(w).load(std::memory_order_relaxed) == 0) continue;
+    Worker* target = server_.worker(w);
+    if (target) target->post([target, c] { target->kick(c); });
+    return;
+  }
+}
+
+void Worker::kick(const upstream::Cluster* c) {
+  auto serve = [c](WorkerSnapshot& snap) {
+    for (auto& wc : snap.clusters) {
+      if (&wc->cluster != c) continue;
+      if (downstream::TcpSession* s = wc->queue.pop_front()) {
+        s->dequeued();
+        return true;
+      }
+    }
+    return false;
+  };
+  if (current_ && serve(*current_)) return;
+  for (auto& snap : retired_) {
+    if (serve(*snap)) return;
+  }
+}
+
+void Worker::reconcile_health_checks() {
+  std::map<const upstream::EndpointState*, std::unique_ptr<upstream::HealthChecker>> next;
+  const Runtime& rt = *current_->runtime;
+  for (size_t ci = 0; ci < rt.clusters.size(); ++ci) {
+    const auto& cfg = rt.config->clusters[ci].health_check;
+    if (cfg.type == config::HealthCheckConfig::Type::kNone) continue;
+    const auto& cluster = *rt.clusters[ci];
+    for (size_t i = 0; i < cluster.size(); ++i) {
+      const upstream::EndpointState* key = cluster.endpoint_ptr(i).get();
+      if (next.count(key)) continue;
+      auto it = checkers_.find(key);
+      if (it != checkers_.end()) {
+        it->second->update(cfg);
+        next.emplace(key, std::move(it->second));
+        checkers_.erase(it);
+      } else {
+        auto hc = std::make_unique<upstream::HealthChecker>(*loop_, cluster.endpoint_ptr(i), cfg);
+        hc->start();
+        next.emplace(key, std::move(hc));
+      }
+    }
+  }
+  // What is left is no longer configured: stop it.
+  for (auto& [key, hc] : checkers_) {
+    upstream::HealthChecker* raw = hc.get();
+    stopping_checkers_.push_back(std::move(hc));
+    raw->stop([this, raw] {
+      loop_->defer([this, raw] {
+        std::erase_if(stopping_checkers_, [raw](const auto& p) { return p.get() == raw; });
+      });
+    });
+  }
+  checkers_ = std::move(next);
+}
+
+void Worker::drain(uint32_t grace_ms) {
+  if (draining_) return;
+  draining_ = true;
+  for (auto& e : listeners_)
+    stop_listener(*e, true);
+  for (auto& [key, hc] : checkers_) {
+    upstream::HealthChecker* raw = hc.get();
+    stopping_checkers_.push_back(std::move(hc));
+    raw->stop([this, raw] {
+      loop_->defer([this, raw] {
+        std::erase_if(stopping_checkers_, [raw](const auto& p) { return p.get() == raw; });
+        maybe_finish();
+      });
+    });
+  }
+  checkers_.clear();
+  if (!live_.empty()) {
+    EGW_LOG(info, "draining {} sessions (grace period {} ms)", live_.size(), grace_ms);
+    loop_->timers().schedule_after(grace_timer_, grace_ms);
+  }
+  maybe_finish();
+}
+
+void Worker::maybe_finish() {
+  if (!draining_) return;
+  EGW_LOG(debug, "drain: {} sessions, {} listeners, {} health checks left", live_.size(),
+          listeners_.size(), stopping_checkers_.size());
+  if (!live_.empty() || !listeners_.empty() || !stopping_checkers_.empty()) return;
+  loop_->timers().cancel(grace_timer_);
+  loop_->stop();
+}
+
+void Worker::log_summary() {
+  const auto& c = loop_->counters();
+  EGW_LOG(
+      info,
+      "worker {} done: {} sessions accepted, {} connect failures, {} retries, {} queued, {} "
+      "queue timeouts, {} refused (no endpoint), {} splice / {} copy relays; engine: {} enters, "
+      "{} sqes, {} cqes, {} stale cqes, {} cq overflows",
+      index_, stats_.accepted.load(), stats_.connect_failures.load(), stats_.retries.load(),
+      stats_.queued.load(), stats_.queue_timeouts.load(), stats_.refused_no_endpoint.load(),
+      stats_.relays_splice.load(), stats_.relays_copy.load(), c.enters, c.total_sqes(), c.cqes,
+      c.stale_cqes, c.cq_overflows);
+}
+
+}  // namespace egw::server

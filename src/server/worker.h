@@ -1,0 +1,143 @@
+// Worker: one thread, one io_uring event loop, its own listeners (one
+// SO_REUSEPORT socket per bind address), sessions, pipes, timers and
+// counters. Other threads reach it only through its mailbox.
+//
+// A worker runs on the runtime snapshot it was last given; sessions keep the
+// snapshot they started on (WorkerSnapshot, counted) until they end, so a
+// reload never changes a session in flight.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "egw/intrusive_list.h"
+#include "egw/slab.h"
+#include "src/downstream/tcp_session.h"
+#include "src/server/runtime.h"
+#include "src/upstream/cluster.h"
+#include "src/upstream/health_check.h"
+#include "uring/acceptor.h"
+#include "uring/event_loop.h"
+#include "uring/mailbox.h"
+#include "uring/pipe_pool.h"
+
+namespace egw::server {
+
+class Server;
+
+// Counters of one worker (read by the control thread at exit and by the
+// admin API; relaxed atomics so reads from other threads are defined).
+struct WorkerStats {
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> active{0};
+  std::atomic<uint64_t> refused_no_endpoint{0};
+  std::atomic<uint64_t> refused_queue_full{0};
+  std::atomic<uint64_t> queued{0};
+  std::atomic<uint64_t> queue_timeouts{0};
+  std::atomic<uint64_t> connect_failures{0};
+  std::atomic<uint64_t> retries{0};
+  std::atomic<uint64_t> idle_timeouts{0};
+  std::atomic<uint64_t> relays_splice{0};
+  std::atomic<uint64_t> relays_copy{0};
+  std::atomic<uint64_t> bytes_in{0};   // client -> upstream
+  std::atomic<uint64_t> bytes_out{0};  // upstream -> client
+};
+
+// One cluster as one worker serves it on one snapshot: its balancer state
+// and its queue of sessions waiting for a slot.
+struct WorkerCluster {
+  WorkerCluster(upstream::Cluster& c, uint64_t seed) : cluster(c), picker(c, seed) {}
+  upstream::Cluster& cluster;
+  upstream::Picker picker;
+  IntrusiveList<downstream::TcpSession, &downstream::TcpSession::queue_node_> queue;
+  uint32_t queued = 0;
+};
+
+struct WorkerSnapshot {
+  RuntimePtr runtime;
+  std::vector<std::unique_ptr<WorkerCluster>> clusters;  // parallel to runtime->clusters
+  uint32_t sessions = 0;
+};
+
+class Worker {
+ public:
+  Worker(Server& server, unsigned index);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // -- control thread ----------------------------------------------------------
+  // Starts the thread on `rt`; returns once it runs (false if its event loop
+  // could not be created: the error is logged).
+  bool start(RuntimePtr rt);
+  bool post(uring::Mailbox::Message m);
+  void join();
+  unsigned index() const { return index_; }
+  const WorkerStats& stats() const { return stats_; }
+  bool finished() const { return finished_.load(); }
+
+  // -- worker thread (through post) ---------------------------------------------
+  void apply(RuntimePtr rt);
+  // Stops accepting and lets sessions finish; after `grace_ms` the rest are
+  // closed. The thread ends when no session is left.
+  void drain(uint32_t grace_ms);
+  // A slot on one of `c`'s endpoints freed on another worker and this one
+  // has sessions waiting.
+  void kick(const upstream::Cluster* c);
+
+  // -- for sessions (worker thread) -----------------------------------------------
+  uring::EventLoop& loop() { return *loop_; }
+  uring::PipePool& pipes() { return *pipes_; }
+  WorkerStats& stats() { return stats_; }
+  void session_ended(downstream::TcpSession& s, WorkerSnapshot& snap);
+  // A connection slot of `wc`'s cluster freed: serve a waiting session here,
+  // or wake a worker that has one.
+  void slot_freed(WorkerCluster& wc);
+  bool draining() const { return draining_; }
+
+ private:
+  struct ListenerEntry {
+    std::shared_ptr<BindSockets> sockets;
+    std::unique_ptr<uring::Acceptor> acceptor;
+    size_t listener = 0;  // index into the snapshot's config->listeners
+    bool stopping = false;
+  };
+
+  void run(RuntimePtr rt);
+  void on_accept(ListenerEntry& e, UniqueFd fd);
+  void reconcile_listeners();
+  void reconcile_health_checks();
+  void stop_listener(ListenerEntry& e, bool close_socket);
+  void pause_accepting(bool pause);
+  void release_snapshots();
+  void maybe_finish();
+  void log_summary();
+
+  Server& server_;
+  const unsigned index_;
+  std::thread thread_;
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> failed_{false};
+  std::atomic<bool> finished_{false};
+  uring::Mailbox* mailbox_ = nullptr;
+
+  // Worker-thread state.
+  std::unique_ptr<uring::EventLoop> loop_;
+  std::unique_ptr<uring::PipePool> pipes_;
+  std::unique_ptr<SlabPool<downstream::TcpSession>> sessions_;
+  IntrusiveList<downstream::TcpSession, &downstream::TcpSession::worker_node_> live_;
+  std::unique_ptr<WorkerSnapshot> current_;
+  std::vector<std::unique_ptr<WorkerSnapshot>> retired_;
+  std::vector<std::unique_ptr<ListenerEntry>> listeners_;
+  std::map<const upstream::EndpointState*, std::unique_ptr<upstream::HealthChecker>> checkers_;
+  std::vector<std::unique_ptr<upstream::HealthChecker>> stopping_checkers_;
+  uring::Timer grace_timer_;
+  bool draining_ = false;
+  bool accept_paused_ = false;
+  WorkerStats stats_;
+};
+
+}  // namespace egw::server
