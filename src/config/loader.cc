@@ -365,11 +365,19 @@ void read_health(Context& ctx, const toml::table& t, const std::string& where,
   h.expect_status = r.u32("expect_status", 100, 599);
 }
 
+// "[[kind]] 'name'" when the table has a string name, else "[[kind]] #n".
+std::string section_name(const toml::table& t, std::string_view kind, size_t index) {
+  if (auto n = t["name"].value<std::string>(); n && !n->empty()) {
+    return fmt::format("[[{}]] '{}'", kind, *n);
+  }
+  return fmt::format("[[{}]] #{}", kind, index + 1);
+}
+
 void read_cluster(Context& ctx, const toml::table& t, size_t index, ClusterConfig& c) {
-  Reader r(ctx, t, fmt::format("[[cluster]] #{}", index + 1), kClusterKeys);
+  const std::string where = section_name(t, "cluster", index);
+  Reader r(ctx, t, where, kClusterKeys);
   c.loc = r.table_loc();
   c.name = r.string("name");
-  const std::string where = c.name.empty() ? r.where() : fmt::format("[[cluster]] '{}'", c.name);
   const std::string bal = r.string("balancer");
   if (auto a = balancer::parse_algorithm(bal)) {
     c.balancer = *a;
@@ -429,10 +437,10 @@ void read_cluster(Context& ctx, const toml::table& t, size_t index, ClusterConfi
 }
 
 void read_listener(Context& ctx, const toml::table& t, size_t index, ListenerConfig& l) {
-  Reader r(ctx, t, fmt::format("[[listener]] #{}", index + 1), kListenerKeys);
+  const std::string where = section_name(t, "listener", index);
+  Reader r(ctx, t, where, kListenerKeys);
   l.loc = r.table_loc();
   l.name = r.string("name");
-  const std::string where = l.name.empty() ? r.where() : fmt::format("[[listener]] '{}'", l.name);
   const std::string proto = r.string("protocol");
   if (proto == "tcp") {
     l.protocol = Protocol::kTcp;

@@ -114,8 +114,11 @@ void Worker::reconcile_listeners() {
       kept.push_back(true);
     }
   }
+  // Listeners the new snapshot no longer has: stop, and close this worker's
+  // socket so that new connections are refused rather than left in a backlog
+  // nobody accepts from (the old snapshot may live on while sessions finish).
   for (size_t i = 0; i < kept.size(); ++i) {
-    if (!kept[i]) stop_listener(*listeners_[i], false);
+    if (!kept[i]) stop_listener(*listeners_[i], true);
   }
 }
 
