@@ -1,5 +1,9 @@
 #include "uring/copy_relay.h"
 
+#include <cstring>
+
+#include "egw/log.h"
+
 namespace egw::uring {
 
 CopyRelay::CopyRelay(EventLoop& loop, RelayHandler& handler)
@@ -49,6 +53,9 @@ void CopyRelay::on_error(StreamSocket&, int err) {
 void CopyRelay::finish(int err) {
   if (done_) return;
   done_ = true;
+  EGW_LOG(debug, "copy relay done: err {} a->b {} (sent {}) b->a {} (sent {}) eof a={} b={}", err,
+          a_.bytes_received(), b_.bytes_sent(), b_.bytes_received(), a_.bytes_sent(), a_eof_,
+          b_eof_);
   handler_.on_relay_done(*this, err);
 }
 

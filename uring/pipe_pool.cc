@@ -42,6 +42,11 @@ void PipePool::put(std::unique_ptr<Pipe> pipe, bool empty) {
   if (!pipe) return;
   --in_use_;
   if (empty && idle_.size() < max_) idle_.push_back(std::move(pipe));
+  if (PipeWaiter* w = waiters_.pop_front()) w->on_pipe_available();
+}
+
+void PipePool::wait(PipeWaiter& w) {
+  if (!w.waiting()) waiters_.push_back(w);
 }
 
 }  // namespace egw::uring

@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <string_view>
 
 #include "egw/unique_fd.h"
 #include "uring/compat.h"
@@ -155,6 +157,33 @@ void probe_ktls(Features& f) {
   }
 }
 
+// EGW_DISABLE=bundle,multishot_recv,multishot_accept,send_zc,min_timeout
+// turns features off as if the kernel lacked them, so that the fallback
+// paths can be exercised (and measured) on a kernel that has everything.
+void apply_disable_list(Features& f) {
+  const char* env = std::getenv("EGW_DISABLE");
+  if (!env || !*env) return;
+  std::string_view list(env);
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    const std::string_view item = list.substr(0, comma);
+    bool* flag = nullptr;
+    if (item == "bundle") flag = &f.recv_bundle;
+    if (item == "multishot_recv") flag = &f.multishot_recv;
+    if (item == "multishot_accept") flag = &f.multishot_accept;
+    if (item == "send_zc") flag = &f.send_zc;
+    if (item == "min_timeout") flag = &f.min_timeout;
+    if (flag) {
+      *flag = false;
+      f.setup_notes.push_back(fmt::format("{} disabled by EGW_DISABLE", item));
+    } else if (!item.empty()) {
+      f.setup_notes.push_back(fmt::format("EGW_DISABLE: unknown feature '{}' ignored", item));
+    }
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+}
+
 Features run_probe() {
   Features f;
   utsname u;
@@ -217,6 +246,7 @@ Features run_probe() {
   trial_recv(&ring, f);
   trial_accept(&ring, f);
   if (!f.buf_ring) f.recv_bundle = false;
+  apply_disable_list(f);
   io_uring_queue_exit(&ring);
   return f;
 }

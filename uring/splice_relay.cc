@@ -21,25 +21,12 @@ SpliceRelay::SpliceRelay(EventLoop& loop, PipePool& pipes, RelayHandler& handler
 
 SpliceRelay::~SpliceRelay() {
   EGW_ASSERT(!attached());
+  pipes_.cancel_wait(*this);
   for (auto& d : dir_)
-    pipes_.put(std::move(d.pipe), d.in_pipe == 0);
-}
-
-Status SpliceRelay::reserve_pipes() {
-  auto p0 = pipes_.get();
-  if (!p0) return fail(EAGAIN, "pipe pool exhausted");
-  auto p1 = pipes_.get();
-  if (!p1) {
-    pipes_.put(std::move(p0), true);
-    return fail(EAGAIN, "pipe pool exhausted");
-  }
-  dir_[0].pipe = std::move(p0);
-  dir_[1].pipe = std::move(p1);
-  return {};
+    drop_pipe(d);
 }
 
 void SpliceRelay::start(UniqueFd a, UniqueFd b) {
-  EGW_ASSERT(dir_[0].pipe && dir_[1].pipe);
   a_ = std::move(a);
   b_ = std::move(b);
   dir_[0].in = a_.get();
@@ -50,6 +37,22 @@ void SpliceRelay::start(UniqueFd a, UniqueFd b) {
   loop_.attach(*this);
   arm_pollin(a_.get(), poll_a_);
   arm_pollin(b_.get(), poll_b_);
+}
+
+void SpliceRelay::drop_pipe(Direction& d) {
+  if (d.pipe) pipes_.put(std::move(d.pipe), d.in_pipe == 0);
+}
+
+void SpliceRelay::on_pipe_available() {
+  // Called from another relay's put(): pump on the next turn of the loop.
+  loop_.defer([this] {
+    for (auto& d : dir_) {
+      if (d.waiting_pipe) {
+        d.waiting_pipe = false;
+        pump(d);
+      }
+    }
+  });
 }
 
 void SpliceRelay::arm_pollin(int fd, Completion& c) {
@@ -68,7 +71,7 @@ void SpliceRelay::arm_pollout(Direction& d) {
 
 void SpliceRelay::pump(Direction& d) {
   // While the receiver is full, POLLIN wake-ups change nothing: wait for POLLOUT.
-  if (done_ || closing_ || d.waiting_out) return;
+  if (done_ || closing_ || d.waiting_out || d.waiting_pipe) return;
   for (;;) {
     if (d.in_pipe > 0) {
       const ssize_t n = ::splice(d.pipe->read_end.get(), nullptr, d.out, nullptr, d.in_pipe,
@@ -88,12 +91,22 @@ void SpliceRelay::pump(Direction& d) {
       return;
     }
     if (d.in_eof) {
+      drop_pipe(d);
       if (!d.out_shut) {
         d.out_shut = true;
         ::shutdown(d.out, SHUT_WR);
       }
       if (dir_[0].out_shut && dir_[1].out_shut) finish(0);
       return;
+    }
+    if (!d.pipe) {
+      d.pipe = pipes_.get();
+      if (!d.pipe) {
+        // Pool empty: the bytes wait in the socket until a pipe is returned.
+        d.waiting_pipe = true;
+        pipes_.wait(*this);
+        return;
+      }
     }
     const ssize_t n = ::splice(d.in, nullptr, d.pipe->write_end.get(), nullptr, d.pipe->capacity,
                                SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -106,34 +119,30 @@ void SpliceRelay::pump(Direction& d) {
       continue;
     }
     if (errno == EINTR) continue;
-    if (errno == EAGAIN) return;  // wait for POLLIN
+    if (errno == EAGAIN) {
+      drop_pipe(d);  // drained and nothing to read: an idle direction holds no pipe
+      return;        // wait for POLLIN
+    }
     finish(errno);
     return;
   }
 }
 
-void SpliceRelay::on_poll_a(const io_uring_cqe& cqe) {
+void SpliceRelay::on_pollin(const io_uring_cqe& cqe, Direction& d, int fd, Completion& c) {
   if (closing_) return;
   if (cqe.res < 0) {
     if (cqe.res != -ECANCELED) finish(-cqe.res);
     return;
   }
-  pump(dir_[0]);
-  if (!(cqe.flags & IORING_CQE_F_MORE) && !done_ && !closing_ && !dir_[0].in_eof) {
-    arm_pollin(a_.get(), poll_a_);
-  }
+  pump(d);
+  if (!(cqe.flags & IORING_CQE_F_MORE) && !done_ && !closing_ && !d.in_eof) arm_pollin(fd, c);
 }
 
+void SpliceRelay::on_poll_a(const io_uring_cqe& cqe) {
+  on_pollin(cqe, dir_[0], a_.get(), poll_a_);
+}
 void SpliceRelay::on_poll_b(const io_uring_cqe& cqe) {
-  if (closing_) return;
-  if (cqe.res < 0) {
-    if (cqe.res != -ECANCELED) finish(-cqe.res);
-    return;
-  }
-  pump(dir_[1]);
-  if (!(cqe.flags & IORING_CQE_F_MORE) && !done_ && !closing_ && !dir_[1].in_eof) {
-    arm_pollin(b_.get(), poll_b_);
-  }
+  on_pollin(cqe, dir_[1], b_.get(), poll_b_);
 }
 
 // POLLOUT on b means direction 0 (a -> b) may continue; on a, direction 1.
@@ -157,6 +166,7 @@ void SpliceRelay::close() {
   if (closing_) return;
   closing_ = true;
   done_ = true;
+  pipes_.cancel_wait(*this);
   if (!attached()) {
     loop_.defer([this] { handler_.on_relay_released(*this); });
     return;

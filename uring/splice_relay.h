@@ -7,8 +7,11 @@
 // blocking socket->pipe splice holds the pipe mutex that the pipe->socket
 // splice on the same pipe needs (research notes §7).
 //
-// Half-close: EOF on one side's input is passed on as shutdown(SHUT_WR) of
-// the other side once its pipe drained; the other direction keeps flowing.
+// Pipes are taken from the worker's pool only while bytes are in flight and
+// returned when they drain (an idle session holds none); with the pool empty
+// a direction waits for a pipe, with its bytes left in the socket.
+// Half-close: EOF on one side's input is passed on as shutdown(SHUT_WR) of the
+// other side once its pipe drained; the other direction keeps flowing.
 // Back-pressure: a direction whose output returns EAGAIN stops reading until
 // POLLOUT. The relay is done when both directions have passed EOF, or at the
 // first error.
@@ -25,14 +28,11 @@
 
 namespace egw::uring {
 
-class SpliceRelay final : public Owner, public Relay {
+class SpliceRelay final : public Owner, public Relay, private PipeWaiter {
  public:
   SpliceRelay(EventLoop& loop, PipePool& pipes, RelayHandler& handler);
   ~SpliceRelay() override;
 
-  // Takes two pipes from the pool; fails with EAGAIN when the pool is empty
-  // (the caller then relays by copying). On failure nothing is taken.
-  Status reserve_pipes();
   // Starts relaying between `a` and `b` (both connected, non-blocking). The
   // relay owns and eventually closes them.
   void start(UniqueFd a, UniqueFd b) override;
@@ -44,16 +44,19 @@ class SpliceRelay final : public Owner, public Relay {
   uint64_t last_activity_ms() const override { return last_activity_ms_; }
   bool a_eof() const override { return dir_[0].in_eof; }
   bool b_eof() const override { return dir_[1].in_eof; }
+  // Pipes held right now (0 when idle).
+  unsigned pipes_held() const { return (dir_[0].pipe ? 1u : 0u) + (dir_[1].pipe ? 1u : 0u); }
 
  private:
   struct Direction {
     int in = -1;
     int out = -1;
-    std::unique_ptr<Pipe> pipe;
-    size_t in_pipe = 0;   // bytes sitting in the pipe
-    bool in_eof = false;  // read 0 from `in`
+    std::unique_ptr<Pipe> pipe;  // only while bytes are in it
+    size_t in_pipe = 0;          // bytes sitting in the pipe
+    bool in_eof = false;         // read 0 from `in`
     bool out_shut = false;
-    bool waiting_out = false;  // POLLOUT armed on `out`
+    bool waiting_out = false;   // POLLOUT armed on `out`
+    bool waiting_pipe = false;  // readable, but the pool was empty
     uint64_t bytes = 0;
   };
 
@@ -64,10 +67,13 @@ class SpliceRelay final : public Owner, public Relay {
   void on_cancel(const io_uring_cqe& cqe);
   void on_close(const io_uring_cqe& cqe);
   void on_released() override;
+  void on_pipe_available() override;
 
+  void on_pollin(const io_uring_cqe& cqe, Direction& d, int fd, Completion& c);
   void arm_pollin(int fd, Completion& c);
   void arm_pollout(Direction& d);
   void pump(Direction& d);
+  void drop_pipe(Direction& d);
   void finish(int err);
 
   EventLoop& loop_;

@@ -21,7 +21,6 @@ StreamSocket::StreamSocket(EventLoop& loop, StreamSocketHandler& handler)
   bind<&StreamSocket::on_send_zc>(send_zc_, Op::kSendZc);
   bind<&StreamSocket::on_connect>(connect_, Op::kConnect);
   bind<&StreamSocket::on_link_timeout>(link_timeout_, Op::kLinkTimeout);
-  bind<&StreamSocket::on_shutdown>(shutdown_, Op::kShutdown);
   bind<&StreamSocket::on_cancel>(cancel_, Op::kCancel);
   bind<&StreamSocket::on_close>(close_, Op::kClose);
 }
@@ -327,13 +326,13 @@ void StreamSocket::maybe_shutdown() {
   if (!shut_wanted_ || shut_sent_ || count_ > 0 || send_.busy() || send_zc_.busy() || closing_) {
     return;
   }
-  io_uring_sqe* s = loop_.sqe();
-  io_uring_prep_shutdown(s, fd_.get(), SHUT_WR);
-  loop_.arm(shutdown_, s);
+  // Inline, not IORING_OP_SHUTDOWN: that op is always punted to io-wq and
+  // looks its descriptor up only when it runs, by which time a close of this
+  // socket may have completed and the number been reused by a new connection
+  // (seen as EPIPE on an unrelated upstream under load).
+  ::shutdown(fd_.get(), SHUT_WR);
   shut_sent_ = true;
 }
-
-void StreamSocket::on_shutdown(const io_uring_cqe&) {}
 
 // -- teardown ----------------------------------------------------------------
 

@@ -111,9 +111,8 @@ void TcpSession::on_connect_done(uring::Connector& c, int err) {
     UniqueFd upstream = c.take_fd();
     std::unique_ptr<uring::Relay> relay;
     uring::RelayHandler& handler = *this;
-    auto splice = std::make_unique<uring::SpliceRelay>(worker_.loop(), worker_.pipes(), handler);
-    if (splice->reserve_pipes()) {
-      relay = std::move(splice);
+    if (worker_.pipes().max() > 0) {
+      relay = std::make_unique<uring::SpliceRelay>(worker_.loop(), worker_.pipes(), handler);
       worker_.stats().relays_splice.fetch_add(1, std::memory_order_relaxed);
     } else {
       relay = std::make_unique<uring::CopyRelay>(worker_.loop(), handler);

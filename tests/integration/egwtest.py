@@ -101,7 +101,7 @@ def recv_all(sock, limit=1 << 40, checker=None):
 class Gateway:
     """Runs build/expressgateway on a config written to a temp file."""
 
-    def __init__(self, config_text, workers=None, extra_args=(), log_level=None):
+    def __init__(self, config_text, workers=None, extra_args=(), log_level=None, env=None):
         self.dir = tempfile.mkdtemp(prefix="egw-")
         self.config_path = os.path.join(self.dir, "gateway.toml")
         self.log_path = os.path.join(self.dir, "gateway.log")
@@ -113,7 +113,9 @@ class Gateway:
             args += ["--log-level", log_level]
         args += list(extra_args)
         self.log_file = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(args, stdout=self.log_file, stderr=subprocess.STDOUT)
+        penv = dict(os.environ)
+        penv.update(env or {})
+        self.proc = subprocess.Popen(args, stdout=self.log_file, stderr=subprocess.STDOUT, env=penv)
         self.generation = 1
         self.addresses = {}
         self._wait_ready(1)
