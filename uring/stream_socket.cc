@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include "egw/log.h"
@@ -22,6 +23,7 @@ StreamSocket::StreamSocket(EventLoop& loop, StreamSocketHandler& handler)
   bind<&StreamSocket::on_connect>(connect_, Op::kConnect);
   bind<&StreamSocket::on_link_timeout>(link_timeout_, Op::kLinkTimeout);
   bind<&StreamSocket::on_cancel>(cancel_, Op::kCancel);
+  bind<&StreamSocket::on_pollout>(pollout_, Op::kPoll);
   bind<&StreamSocket::on_close>(close_, Op::kClose);
 }
 
@@ -33,15 +35,11 @@ StreamSocket::~StreamSocket() {
 
 void StreamSocket::open(UniqueFd fd) {
   fd_ = std::move(fd);
-  // io_uring does the waiting; on an O_NONBLOCK socket an operation that it
-  // issues from a worker context can surface EAGAIN instead.
-  const int fl = ::fcntl(fd_.get(), F_GETFL);
-  if (fl >= 0 && (fl & O_NONBLOCK)) ::fcntl(fd_.get(), F_SETFL, fl & ~O_NONBLOCK);
   loop_.attach(*this);
 }
 
 Status StreamSocket::connect(const SocketAddress& addr, uint32_t timeout_ms) {
-  auto fd = tcp_socket(addr.family(), /*nonblocking=*/false);
+  auto fd = tcp_socket(addr.family());
   if (!fd) return std::unexpected(fd.error());
   fd_ = std::move(*fd);
   loop_.attach(*this);
@@ -140,8 +138,10 @@ void StreamSocket::on_recv(const io_uring_cqe& cqe) {
       if (final && !recv_paused_) loop_.park_enobufs(*this);
       return;
     }
-    if (err == ECANCELED) {
-      arm_recv();  // paused (or capped) meanwhile resumed
+    if (err == ECANCELED || err == EAGAIN) {
+      // Cancelled by a pause (and maybe resumed since), or an O_NONBLOCK
+      // socket answered an attempt io_uring made outside its poll loop.
+      if (final) arm_recv();
       return;
     }
     handler_.on_error(*this, err);
@@ -190,7 +190,7 @@ void StreamSocket::pop_front() {
 }
 
 void StreamSocket::flush() {
-  if (closing_ || send_.busy() || send_zc_.busy()) return;
+  if (closing_ || send_.busy() || send_zc_.busy() || pollout_.busy()) return;
   if (count_ == 0) {
     maybe_shutdown();
     return;
@@ -246,11 +246,23 @@ void StreamSocket::on_send(const io_uring_cqe& cqe) {
     release_queue();
     return;
   }
+  if (cqe.res == -EAGAIN) {
+    // The socket is O_NONBLOCK (splice needs it) and this attempt ran where
+    // io_uring does not wait: wait for room ourselves, then send again.
+    io_uring_sqe* s = loop_.sqe();
+    io_uring_prep_poll_add(s, fd_.get(), POLLOUT);
+    loop_.arm(pollout_, s);
+    return;
+  }
   if (cqe.res < 0) {
     handler_.on_error(*this, -cqe.res);
     return;
   }
   sent(static_cast<uint32_t>(cqe.res));
+}
+
+void StreamSocket::on_pollout(const io_uring_cqe&) {
+  if (!closing_) flush();
 }
 
 void StreamSocket::on_send_zc(const io_uring_cqe& cqe) {

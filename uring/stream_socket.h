@@ -111,6 +111,7 @@ class StreamSocket final : public Owner, public Flushable, public Rearmable {
   void on_connect(const io_uring_cqe& cqe);
   void on_link_timeout(const io_uring_cqe& cqe);
   void on_cancel(const io_uring_cqe& cqe);
+  void on_pollout(const io_uring_cqe& cqe);
   void on_close(const io_uring_cqe& cqe);
   void on_released() override;
   void flush() override;
@@ -127,7 +128,7 @@ class StreamSocket final : public Owner, public Flushable, public Rearmable {
   StreamSocketHandler& handler_;
   UniqueFd fd_;
 
-  Completion recv_, send_, send_zc_, connect_, link_timeout_, cancel_, close_;
+  Completion recv_, send_, send_zc_, connect_, link_timeout_, cancel_, close_, pollout_;
 
   // receive state
   unsigned held_ = 0;
