@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what is missing (scripts/setup.sh), builds
 # Release into build/ and the sanitizer build (ASan + UBSan) into build-asan/,
-# and runs every test with ctest in both. Exits non-zero on any failure.
+# runs every test with ctest in both, then each libFuzzer target for a bounded
+# time (EGW_FUZZ_SECONDS, default 60). Exits non-zero on any failure.
 #
 #   scripts/test.sh              everything
 #   scripts/test.sh -R Timer     pass extra arguments to both ctest runs
@@ -30,6 +31,9 @@ echo "== Sanitizer tests"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 (cd build-asan && ctest --output-on-failure --timeout 900 "$@") || status=1
+
+echo "== Fuzzing (bounded)"
+scripts/fuzz.sh "${EGW_FUZZ_SECONDS:-60}" || status=1
 
 if [ $status -ne 0 ]; then
   echo "FAILED: see the output above"

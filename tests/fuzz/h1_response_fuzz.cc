@@ -1,0 +1,253 @@
+// libFuzzer target for the HTTP/1.1 response parser and body decoder.
+//
+// Input: two bytes that seed the split points, the limits and the method of
+// the request being answered, then the message. Invariants (a failure traps):
+//   - parsing in one piece and in random pieces, each piece handed over in a
+//     freshly allocated buffer (relocation), gives the same status, error,
+//     head size and head;
+//   - every view lies inside the buffer of the last call, within the head;
+//   - the body decoder consumes at most what it is given, returns views
+//     inside the consumed prefix, and gives the same data, trailers, end and
+//     error in one piece and in random fragments;
+//   - an accepted head, written back with HeadWriter, parses to the same head.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "proto/h1/body.h"
+#include "proto/h1/encoder.h"
+#include "proto/h1/parser.h"
+
+namespace {
+
+using namespace egw::proto::h1;
+
+#define FUZZ_CHECK(cond)           \
+  do {                             \
+    if (!(cond)) __builtin_trap(); \
+  } while (0)
+
+struct Rng {
+  uint32_t s;
+  uint32_t next() {
+    s ^= s << 13;
+    s ^= s >> 17;
+    s ^= s << 5;
+    return s;
+  }
+  // A piece length: mostly small, sometimes large.
+  size_t step() {
+    const uint32_t r = next();
+    return (r & 3) == 0 ? 1 + (r >> 8) % 512 : 1 + (r >> 8) % 8;
+  }
+};
+
+bool inside(std::string_view v, std::string_view buf) {
+  return v.data() >= buf.data() && v.data() + v.size() <= buf.data() + buf.size();
+}
+
+size_t offset(std::string_view v, std::string_view buf) {
+  return static_cast<size_t>(v.data() - buf.data());
+}
+
+// The head with views replaced by offsets into its buffer, for comparison.
+struct Flat {
+  std::vector<size_t> offsets;
+  std::vector<std::string> texts;
+  uint64_t content_length;
+  int flags;
+};
+
+int flags_of(const ResponseHead& h) {
+  return h.status | h.version_minor << 10 | static_cast<int>(h.body) << 11 | h.keep_alive << 14 |
+         h.upgrade << 15;
+}
+
+Flat flatten(const ResponseHead& h, std::string_view buf, size_t head_size) {
+  const std::string_view head = buf.substr(0, head_size);
+  Flat f;
+  const auto add = [&](std::string_view v) {
+    FUZZ_CHECK(inside(v, head));
+    f.offsets.push_back(offset(v, buf));
+    f.offsets.push_back(v.size());
+  };
+  add(h.reason);
+  for (const Header& x : h.headers) {
+    add(x.name);
+    add(x.value);
+  }
+  f.content_length = h.content_length;
+  f.flags = flags_of(h);
+  return f;
+}
+
+// Like flatten(), by content rather than position (for re-encoded heads).
+Flat texts_of(const ResponseHead& h) {
+  Flat f;
+  f.texts = {std::string(h.reason)};
+  for (const Header& x : h.headers) {
+    f.texts.emplace_back(x.name);
+    f.texts.emplace_back(x.value);
+  }
+  f.content_length = h.content_length;
+  f.flags = flags_of(h);
+  return f;
+}
+
+bool same(const Flat& a, const Flat& b) {
+  return a.offsets == b.offsets && a.texts == b.texts && a.content_length == b.content_length &&
+         a.flags == b.flags;
+}
+
+struct BodyResult {
+  std::string data, trailer;
+  BodyDecoder::Step::Kind end = BodyDecoder::Step::kNeedMore;
+  ParseError error = ParseError::kNone;
+  size_t consumed = 0;
+};
+
+// Decodes `in` as fragments of the lengths `rng` picks (all of it at once
+// when rng is null), each copied into its own allocation.
+BodyResult decode(BodyKind kind, uint64_t cl, std::string_view in, Rng* rng) {
+  BodyDecoder d;
+  d.start(kind, cl);
+  BodyResult out;
+  size_t at = 0;
+  do {
+    const size_t len = rng == nullptr ? in.size() : std::min(rng->step(), in.size() - at);
+    std::unique_ptr<char[]> frag(new char[len + 1]);
+    if (len != 0) std::memcpy(frag.get(), in.data() + at, len);
+    std::string_view rest(frag.get(), len);
+    at += len;
+    for (;;) {
+      const BodyDecoder::Step s = d.feed(rest);
+      FUZZ_CHECK(s.consumed <= rest.size());
+      if (s.kind == BodyDecoder::Step::kData || s.kind == BodyDecoder::Step::kTrailer) {
+        FUZZ_CHECK(inside(s.data, rest.substr(0, s.consumed)));
+      } else {
+        FUZZ_CHECK(s.data.empty());
+      }
+      rest.remove_prefix(s.consumed);
+      out.consumed += s.consumed;
+      if (s.kind == BodyDecoder::Step::kData) {
+        FUZZ_CHECK(!s.data.empty());
+        out.data.append(s.data);
+      } else if (s.kind == BodyDecoder::Step::kTrailer) {
+        out.trailer.append(s.data);
+      } else if (s.kind == BodyDecoder::Step::kNeedMore) {
+        FUZZ_CHECK(rest.empty());
+        FUZZ_CHECK(!d.done());
+        break;
+      } else {
+        FUZZ_CHECK(d.done() == (s.kind == BodyDecoder::Step::kDone));
+        FUZZ_CHECK((d.error() != ParseError::kNone) == (s.kind == BodyDecoder::Step::kError));
+        out.end = s.kind;
+        out.error = d.error();
+        return out;
+      }
+    }
+  } while (at < in.size());
+  FUZZ_CHECK(out.consumed == in.size());
+  // The connection closes here: only an until-close body ends with it.
+  const bool ended = d.end_of_input();
+  FUZZ_CHECK(ended == (kind == BodyKind::kUntilClose));
+  FUZZ_CHECK(ended == (d.error() == ParseError::kNone));
+  return out;
+}
+
+void check_body(BodyKind kind, uint64_t cl, std::string_view in, Rng& rng) {
+  const BodyResult whole = decode(kind, cl, in, nullptr);
+  const BodyResult split = decode(kind, cl, in, &rng);
+  FUZZ_CHECK(whole.end == split.end);
+  FUZZ_CHECK(whole.error == split.error);
+  FUZZ_CHECK(whole.data == split.data);
+  if (whole.end != BodyDecoder::Step::kError) {
+    FUZZ_CHECK(whole.trailer == split.trailer);
+    FUZZ_CHECK(whole.consumed == split.consumed);
+  }
+  if (kind == BodyKind::kContentLength && whole.end == BodyDecoder::Step::kDone) {
+    FUZZ_CHECK(whole.data.size() == cl);
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 2) return 0;
+  Rng rng{static_cast<uint32_t>(data[0] | data[1] << 8) * 2654435761u | 1u};
+  const std::string_view msg(reinterpret_cast<const char*>(data + 2), size - 2);
+
+  Limits limits;
+  if ((data[0] & 1) != 0) {  // small limits, so that inputs reach them
+    limits.max_request_line = 16 + data[1] % 64;
+    limits.max_head_bytes = 32 + data[1] * 2;
+    limits.max_headers = 1 + data[0] % 8;
+  }
+
+  constexpr Method kMethods[] = {Method::kGet, Method::kHead, Method::kConnect, Method::kPost};
+  const Method method = kMethods[(data[1] >> 1) & 3];
+
+  std::vector<Header> storage1(limits.max_headers), storage2(limits.max_headers);
+  ResponseParser whole(limits, storage1);
+  const ParseStatus s1 = whole.parse(msg, method);
+
+  ResponseParser split(limits, storage2);
+  ParseStatus s2 = ParseStatus::kIncomplete;
+  std::unique_ptr<char[]> buf;
+  size_t n = 0;
+  for (;;) {
+    buf.reset();  // free the previous buffer before the next call
+    buf.reset(new char[n + 1]);
+    if (n != 0) std::memcpy(buf.get(), msg.data(), n);
+    s2 = split.parse(std::string_view(buf.get(), n), method);
+    if (s2 != ParseStatus::kIncomplete || n == msg.size()) break;
+    n = std::min(msg.size(), n + rng.step());
+  }
+  const std::string_view last(buf.get(), n);
+
+  FUZZ_CHECK(s1 == s2);
+  FUZZ_CHECK(whole.error() == split.error());
+  FUZZ_CHECK((s1 == ParseStatus::kError) == (whole.error() != ParseError::kNone));
+
+  if (s1 != ParseStatus::kComplete) {
+    check_body((data[1] & 1) != 0 ? BodyKind::kChunked : BodyKind::kUntilClose, data[0], msg, rng);
+    return 0;
+  }
+
+  const size_t head_size = whole.head_size();
+  FUZZ_CHECK(head_size <= msg.size() && head_size == split.head_size());
+  FUZZ_CHECK(head_size <= limits.max_head_bytes);
+  const ResponseHead& h = whole.head();
+  FUZZ_CHECK(h.headers.size() <= limits.max_headers);
+  FUZZ_CHECK(same(flatten(h, msg, head_size), flatten(split.head(), last, head_size)));
+  FUZZ_CHECK(h.status >= 100 && h.status <= 599);
+  FUZZ_CHECK(h.version_minor <= 1);
+  if (h.informational() || h.status == 204 || h.status == 304 || method == Method::kHead) {
+    FUZZ_CHECK(h.body == BodyKind::kNone);
+  }
+  if (h.body == BodyKind::kUntilClose) FUZZ_CHECK(!h.keep_alive);
+
+  check_body(h.body, h.content_length, msg.substr(head_size), rng);
+
+  // Written back, the head parses to the same content.
+  std::vector<char> out(head_size + 2 * h.headers.size() + 64);
+  HeadWriter w(out.data(), out.size());
+  bool ok = w.status_line(h.status, h.reason, h.version_minor);
+  for (const Header& x : h.headers)
+    ok = ok && w.header(x.name, x.value);
+  ok = ok && w.end();
+  FUZZ_CHECK(ok);
+  Limits relaxed = limits;
+  relaxed.max_head_bytes += 2 * limits.max_headers + 64;
+  relaxed.max_request_line += 1;  // "HTTP/1.1 204" gains the SP before its empty reason
+  std::vector<Header> storage3(limits.max_headers);
+  ResponseParser again(relaxed, storage3);
+  FUZZ_CHECK(again.parse(w.view(), method) == ParseStatus::kComplete);
+  FUZZ_CHECK(again.head_size() == w.size());
+  FUZZ_CHECK(same(texts_of(h), texts_of(again.head())));
+  return 0;
+}
