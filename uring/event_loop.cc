@@ -278,25 +278,30 @@ Result<int> EventLoop::enter(unsigned to_submit, bool wait) {
   arg.sigmask_sz = _NSIG / 8;
   if (wait) {
     wait_nr = wait_nr_;
-    const uint64_t next = timers_.next_deadline();
-    if (next != TimerWheel::kNever) {
-      const uint64_t now = clock::cached_ns() / 1'000'000u;
-      const uint64_t ms = next > now ? next - now : 0;
-      ts.tv_sec = static_cast<int64_t>(ms / 1000);
-      ts.tv_nsec = static_cast<long long>((ms % 1000) * 1'000'000);
-      if (ms == 0) wait_nr = 0;
+    // The earlier of the wheel's next deadline and an explicit wake-up.
+    const uint64_t now_ns = clock::cached_ns();
+    uint64_t deadline_ns = UINT64_MAX;
+    const uint64_t next_ms = timers_.next_deadline();
+    if (next_ms != TimerWheel::kNever) deadline_ns = next_ms * 1'000'000u;
+    deadline_ns = std::min(deadline_ns, wake_at_ns_);
+    if (deadline_ns != UINT64_MAX) {
+      const uint64_t ns = deadline_ns > now_ns ? deadline_ns - now_ns : 0;
+      ts.tv_sec = static_cast<int64_t>(ns / 1'000'000'000u);
+      ts.tv_nsec = static_cast<long long>(ns % 1'000'000'000u);
+      if (ns == 0) wait_nr = 0;
     }
     if (ext_arg_) {
-      if (next != TimerWheel::kNever) arg.ts = reinterpret_cast<uint64_t>(&ts);
+      if (deadline_ns != UINT64_MAX) arg.ts = reinterpret_cast<uint64_t>(&ts);
       if (wait_nr > 1) arg.pad = min_wait_usec_;
-    } else if (next != TimerWheel::kNever && wait_nr > 0) {
-      // Pre-5.11 kernels: the wheel's deadline rides on a timeout SQE.
+    } else if (deadline_ns != UINT64_MAX && wait_nr > 0) {
+      // Pre-5.11 kernels: the deadline rides on a timeout SQE.
       io_uring_sqe* s = sqe();
       io_uring_prep_timeout(s, &ts, 1, 0);
       arm_internal(s, Op::kTimeout);
       to_submit = flush_sq();
     }
   }
+  wake_at_ns_ = UINT64_MAX;
   int fd = r->ring_fd;
   if (ring_.registered_fd()) {
     fd = r->enter_ring_fd;

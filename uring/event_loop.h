@@ -153,6 +153,13 @@ class EventLoop {
 
   // -- services -------------------------------------------------------------
   TimerWheel& timers() { return timers_; }
+  // Sub-millisecond wake-up: the next wait ends no later than `ns`
+  // (CLOCK_MONOTONIC), in addition to the timer wheel's deadline. One-shot:
+  // cleared at each enter (callers that pace work, like an open-loop load
+  // generator, set it again every iteration).
+  void wake_at_ns(uint64_t ns) {
+    if (ns < wake_at_ns_) wake_at_ns_ = ns;
+  }
   uint64_t now_ms() const { return timers_.now(); }
   BufferRing& buffers() { return *buffers_; }
   SlabPool<IoBufNode>& io_nodes() { return io_nodes_; }
@@ -217,6 +224,7 @@ class EventLoop {
   unsigned min_wait_usec_ = 0;
   bool ext_arg_ = false;
   bool stop_ = false;
+  uint64_t wake_at_ns_ = UINT64_MAX;
 
   std::vector<SlotEntry> slots_;  // slots_[0] is reserved for the loop
   uint32_t free_slot_ = 0;        // head of the free list (0 = none)

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,46 @@ struct ClusterConfig {
   bool redispatch = true;
   std::vector<EndpointConfig> endpoints;
   HealthCheckConfig health_check;
+  SourceLoc loc;
+};
+
+// --- HTTP routing (listener.route) --------------------------------------------
+
+struct HeaderMatchConfig {
+  enum class Kind : uint8_t { kPresent, kAbsent, kEquals, kRegex } kind = Kind::kPresent;
+  std::string name;   // case-insensitive
+  std::string value;  // kEquals: exact (case-sensitive); kRegex: RE2, full match
+};
+
+// Every non-empty matcher must hold (AND); a list inside one matcher is OR.
+struct RouteMatchConfig {
+  std::vector<std::string> hosts;    // "api.example.com" or "*.example.com" (any depth), case-insensitive
+  std::string path;                  // exact
+  std::string path_prefix;
+  std::string path_regex;            // RE2, full match against the path (no query)
+  std::vector<std::string> methods;  // exact, case-sensitive ("GET")
+  std::vector<HeaderMatchConfig> headers;
+  std::vector<std::string> sources;  // CIDRs: "10.0.0.0/8", "::1/128", or a bare address
+};
+
+struct HeaderRulesConfig {
+  std::vector<std::pair<std::string, std::string>> set;  // replace every field of that name
+  std::vector<std::pair<std::string, std::string>> add;  // append a field
+  std::vector<std::string> remove;
+};
+
+struct RespondConfig {
+  uint32_t status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+};
+
+struct RouteConfig {
+  RouteMatchConfig match;
+  std::string cluster;                  // forward here...
+  std::optional<RespondConfig> respond;  // ...or answer directly
+  HeaderRulesConfig request_headers;
+  HeaderRulesConfig response_headers;
   SourceLoc loc;
 };
 
