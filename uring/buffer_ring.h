@@ -59,6 +59,7 @@ class BufferRing {
       const uint32_t len = left < size_ ? left : size_;
       left -= len;
       ++in_use_;
+      refs_[bid] = 1;
       f(bid, data(bid), len);
     }
     head_ += n;
@@ -67,9 +68,25 @@ class BufferRing {
   // Gives a buffer back. Visible to the kernel after the next flush().
   void release(uint16_t bid) {
     EGW_ASSERT(bid < count_ && in_use_ > 0);
+    refs_[bid] = 0;
     io_uring_buf_ring_add(br_, data(bid), size_, bid, mask_, pending_);
     ++pending_;
     --in_use_;
+  }
+
+  // A buffer can be shared by several holders (the head of a request, its
+  // body, the next pipelined request): each takes a reference, and the
+  // buffer goes back to the kernel when the last one lets go.
+  void ref(uint16_t bid) {
+    EGW_ASSERT(bid < count_ && refs_[bid] > 0);
+    ++refs_[bid];
+  }
+  // Drops one reference; true when that was the last and the buffer went back.
+  bool unref(uint16_t bid) {
+    EGW_ASSERT(bid < count_ && refs_[bid] > 0);
+    if (--refs_[bid] != 0) return false;
+    release(bid);
+    return true;
   }
 
   // Publishes released buffers. Returns how many were published.
@@ -104,6 +121,7 @@ class BufferRing {
   unsigned pending_ = 0;  // added since the last flush
   unsigned in_use_ = 0;
   uint64_t out_of_order_ = 0;
+  std::unique_ptr<uint16_t[]> refs_;
 };
 
 }  // namespace egw::uring

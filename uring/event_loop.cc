@@ -163,6 +163,47 @@ void EventLoop::arm_internal(io_uring_sqe* s, Op op) {
   ++counters_.sqes[static_cast<size_t>(op)];
 }
 
+IoBuf EventLoop::share(const IoBuf& b, uint32_t off, uint32_t len) {
+  EGW_ASSERT(off + len <= b.len);
+  if (b.bid != BufferRing::kNoBuffer) {
+    buffers_->ref(b.bid);
+  } else if (b.chunk) {
+    ++b.chunk->refs;
+  }
+  IoBuf out = b;
+  out.data = b.data + off;
+  out.len = len;
+  return out;
+}
+
+void EventLoop::release(const IoBuf& b) {
+  if (b.bid != BufferRing::kNoBuffer) {
+    if (buffers_->unref(b.bid) && b.origin) b.origin->on_buffer_freed();
+  } else if (b.chunk) {
+    EGW_ASSERT(b.chunk->refs > 0);
+    if (--b.chunk->refs == 0) chunks_.destroy(b.chunk);
+  }
+}
+
+Chunk* EventLoop::new_chunk() {
+  Chunk* c = chunks_.create();
+  if (c) {
+    c->refs = 1;
+    c->used = 0;
+  }
+  return c;
+}
+
+IoBuf EventLoop::chunk_slice(Chunk* c, uint32_t off, uint32_t len) {
+  EGW_ASSERT(off + len <= Chunk::kSize);
+  ++c->refs;
+  IoBuf b;
+  b.data = c->data + off;
+  b.len = len;
+  b.chunk = c;
+  return b;
+}
+
 void EventLoop::park_enobufs(Rearmable& r) {
   ++counters_.enobufs;
   if (!r.rearm_node_.linked()) enobufs_.push_back(r);

@@ -96,15 +96,37 @@ class Rearmable {
   ListNode rearm_node_;
 };
 
-class StreamSocket;
+// Whoever received a provided buffer and is charged for it until it is freed
+// (a StreamSocket counts the buffers its peers still hold, for its cap).
+class BufferOwner {
+ public:
+  virtual void on_buffer_freed() = 0;
 
-// Bytes on their way through a session: a received provided buffer, or
-// memory the sender keeps alive until it hears on_sent()/on_released().
+ protected:
+  ~BufferOwner() = default;
+};
+
+// A refcounted block of worker memory for bytes the proxy writes itself
+// (encoded heads, chunk framing, heads that spanned receive buffers).
+struct Chunk {
+  static constexpr uint32_t kSize = 32 * 1024;
+  uint32_t refs = 0;
+  uint32_t used = 0;
+  uint8_t data[kSize];
+};
+
+// Bytes on their way through a session, one of:
+//  - a slice of a received provided buffer (bid; refcounted in the ring;
+//    `origin` is charged until the last slice is released);
+//  - a slice of a Chunk (refcounted);
+//  - memory the caller keeps alive until it is sent (static text).
+// Release every IoBuf exactly once with EventLoop::release().
 struct IoBuf {
   const uint8_t* data = nullptr;
   uint32_t len = 0;
-  uint16_t bid = BufferRing::kNoBuffer;  // provided buffer to give back once done
-  StreamSocket* origin = nullptr;        // socket whose held count the buffer charges
+  uint16_t bid = BufferRing::kNoBuffer;
+  BufferOwner* origin = nullptr;
+  Chunk* chunk = nullptr;
 };
 
 // A queued IoBuf (send queues are linked lists of these, from the worker's pool).
@@ -162,6 +184,15 @@ class EventLoop {
   }
   uint64_t now_ms() const { return timers_.now(); }
   BufferRing& buffers() { return *buffers_; }
+  // Another reference to [off, off+len) of `b` (same backing memory).
+  IoBuf share(const IoBuf& b, uint32_t off, uint32_t len);
+  // Drops one reference to the memory behind `b`.
+  void release(const IoBuf& b);
+  // A fresh chunk (refs 1), or nullptr when the pool is at its cap.
+  Chunk* new_chunk();
+  // An IoBuf over [off, off+len) of `c` taking a new reference.
+  IoBuf chunk_slice(Chunk* c, uint32_t off, uint32_t len);
+  size_t chunks_in_use() const { return chunks_.in_use(); }
   SlabPool<IoBufNode>& io_nodes() { return io_nodes_; }
   SlabPool<IovBlock>& iov_blocks() { return iov_blocks_; }
   Ring& ring() { return ring_; }
@@ -218,6 +249,7 @@ class EventLoop {
   std::unique_ptr<BufferRing> buffers_;
   SlabPool<IoBufNode> io_nodes_{1024};
   SlabPool<IovBlock> iov_blocks_{64};
+  SlabPool<Chunk> chunks_{16};
   TimerWheel timers_;
   LoopCounters counters_;
   unsigned wait_nr_ = 1;

@@ -118,9 +118,9 @@ void StreamSocket::on_recv(const io_uring_cqe& cqe) {
   loop_.buffers().consume(cqe, [&](uint16_t bid, uint8_t* data, uint32_t len) {
     ++held_;
     bytes_in_ += len;
-    IoBuf buf{data, len, bid, this};
+    IoBuf buf{data, len, bid, this, nullptr};
     if (closing_ || len == 0) {
-      release(buf);
+      loop_.release(buf);
     } else {
       handler_.on_data(*this, buf);  // may pause, send, or close
     }
@@ -154,14 +154,13 @@ void StreamSocket::on_recv(const io_uring_cqe& cqe) {
   }
 }
 
-void StreamSocket::release(const IoBuf& buf) {
-  if (buf.bid == BufferRing::kNoBuffer || buf.origin == nullptr) return;
-  StreamSocket& o = *buf.origin;
-  o.loop_.buffers().release(buf.bid);
-  EGW_ASSERT(o.held_ > 0);
-  --o.held_;
+void StreamSocket::release(const IoBuf& buf) { EventLoop::current()->release(buf); }
+
+void StreamSocket::on_buffer_freed() {
+  EGW_ASSERT(held_ > 0);
+  --held_;
   // Hysteresis: re-arm once half the cap is free again.
-  if (!o.recv_.busy() && o.held_ <= o.max_held_ / 2) o.arm_recv();
+  if (!recv_.busy() && held_ <= max_held_ / 2) arm_recv();
 }
 
 // -- send --------------------------------------------------------------------
@@ -185,7 +184,7 @@ void StreamSocket::pop_front() {
   if (!head_) tail_ = &head_;
   --count_;
   head_offset_ = 0;
-  release(n->buf);
+  loop_.release(n->buf);
   loop_.io_nodes().destroy(n);
 }
 

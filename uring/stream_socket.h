@@ -31,6 +31,8 @@
 
 namespace egw::uring {
 
+class StreamSocket;
+
 class StreamSocketHandler {
  public:
   // connect() finished: err 0, ETIMEDOUT (linked timeout fired) or an errno.
@@ -50,7 +52,10 @@ class StreamSocketHandler {
   ~StreamSocketHandler() = default;
 };
 
-class StreamSocket final : public Owner, public Flushable, public Rearmable {
+class StreamSocket final : public Owner,
+                           public Flushable,
+                           public Rearmable,
+                           public BufferOwner {
  public:
   // Back-pressure watermark: send_full() once this much is queued.
   static constexpr unsigned kHighWaterBufs = 16;
@@ -71,7 +76,8 @@ class StreamSocket final : public Owner, public Flushable, public Rearmable {
   void pause_recv();
   void resume_recv();
   bool recv_paused() const { return recv_paused_; }
-  // Gives back a buffer this socket delivered. Static: the IoBuf knows its origin.
+  // Gives back an IoBuf (any kind) on the calling thread's loop. Static: the
+  // IoBuf knows what it refers to.
   static void release(const IoBuf& buf);
   unsigned held() const { return held_; }
   void set_max_held(unsigned n) { max_held_ = n ? n : 1; }
@@ -114,6 +120,7 @@ class StreamSocket final : public Owner, public Flushable, public Rearmable {
   void on_pollout(const io_uring_cqe& cqe);
   void on_close(const io_uring_cqe& cqe);
   void on_released() override;
+  void on_buffer_freed() override;
   void flush() override;
   void rearm() override;
 
