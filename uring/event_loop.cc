@@ -94,6 +94,8 @@ EventLoop::~EventLoop() {
   if (live_owners_ != 0) {
     EGW_LOG(warn, "event loop destroyed with {} owners still attached", live_owners_);
   }
+  if (scratch_ && --scratch_->refs == 0) chunks_.destroy(scratch_);
+  scratch_ = nullptr;
   buffers_.reset();
   if (t_current == this) t_current = nullptr;
 }
@@ -201,6 +203,18 @@ IoBuf EventLoop::chunk_slice(Chunk* c, uint32_t off, uint32_t len) {
   b.data = c->data + off;
   b.len = len;
   b.chunk = c;
+  return b;
+}
+
+IoBuf EventLoop::scratch(uint32_t n) {
+  EGW_ASSERT(n <= 4096);
+  if (!scratch_ || scratch_->used + n > Chunk::kSize) {
+    if (scratch_ && --scratch_->refs == 0) chunks_.destroy(scratch_);
+    scratch_ = new_chunk();
+    if (!scratch_) return IoBuf{};
+  }
+  IoBuf b = chunk_slice(scratch_, scratch_->used, n);
+  scratch_->used += n;
   return b;
 }
 

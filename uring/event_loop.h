@@ -192,6 +192,10 @@ class EventLoop {
   Chunk* new_chunk();
   // An IoBuf over [off, off+len) of `c` taking a new reference.
   IoBuf chunk_slice(Chunk* c, uint32_t off, uint32_t len);
+  // `n` bytes (n <= 4096) of scratch memory for small framing writes (chunk
+  // sizes, short answers), carved from a shared chunk: the IoBuf keeps it
+  // alive until released. nullptr data when the chunk pool is exhausted.
+  IoBuf scratch(uint32_t n);
   size_t chunks_in_use() const { return chunks_.in_use(); }
   SlabPool<IoBufNode>& io_nodes() { return io_nodes_; }
   SlabPool<IovBlock>& iov_blocks() { return iov_blocks_; }
@@ -250,6 +254,7 @@ class EventLoop {
   SlabPool<IoBufNode> io_nodes_{1024};
   SlabPool<IovBlock> iov_blocks_{64};
   SlabPool<Chunk> chunks_{16};
+  Chunk* scratch_ = nullptr;  // current chunk for scratch() (holds one reference)
   TimerWheel timers_;
   LoopCounters counters_;
   unsigned wait_nr_ = 1;

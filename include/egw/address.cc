@@ -98,6 +98,14 @@ std::string_view SocketAddress::ip_bytes() const {
   return {};
 }
 
+size_t SocketAddress::format_ip(char* buf, size_t cap) const {
+  const void* src = nullptr;
+  if (family() == AF_INET) src = &reinterpret_cast<const sockaddr_in*>(&storage_)->sin_addr;
+  if (family() == AF_INET6) src = &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr;
+  if (!src || !inet_ntop(family(), src, buf, static_cast<socklen_t>(cap))) return 0;
+  return std::strlen(buf);
+}
+
 std::string SocketAddress::ip_string() const {
   char buf[INET6_ADDRSTRLEN] = "";
   if (family() == AF_INET) {

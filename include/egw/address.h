@@ -35,6 +35,9 @@ class SocketAddress {
 
   std::string to_string() const;  // "127.0.0.1:9000", "[::1]:9000"
   std::string ip_string() const;  // "127.0.0.1", "::1"
+  // The IP as text into `buf` without allocating; returns its length (0 on
+  // failure; needs cap >= INET6_ADDRSTRLEN).
+  size_t format_ip(char* buf, size_t cap) const;
   bool operator==(const SocketAddress& o) const;
 
  private:

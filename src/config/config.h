@@ -66,6 +66,9 @@ struct ClusterConfig {
   bool redispatch = true;
   std::vector<EndpointConfig> endpoints;
   HealthCheckConfig health_check;
+  // HTTP: idle upstream connections kept per endpoint and worker, and for how long.
+  uint32_t keep_alive_max_idle = 32;
+  uint32_t keep_alive_timeout_ms = 30000;
   SourceLoc loc;
 };
 
@@ -79,8 +82,9 @@ struct HeaderMatchConfig {
 
 // Every non-empty matcher must hold (AND); a list inside one matcher is OR.
 struct RouteMatchConfig {
-  std::vector<std::string> hosts;    // "api.example.com" or "*.example.com" (any depth), case-insensitive
-  std::string path;                  // exact
+  std::vector<std::string>
+      hosts;         // "api.example.com" or "*.example.com" (any depth), case-insensitive
+  std::string path;  // exact
   std::string path_prefix;
   std::string path_regex;            // RE2, full match against the path (no query)
   std::vector<std::string> methods;  // exact, case-sensitive ("GET")
@@ -102,7 +106,7 @@ struct RespondConfig {
 
 struct RouteConfig {
   RouteMatchConfig match;
-  std::string cluster;                  // forward here...
+  std::string cluster;                   // forward here...
   std::optional<RespondConfig> respond;  // ...or answer directly
   HeaderRulesConfig request_headers;
   HeaderRulesConfig response_headers;
@@ -115,12 +119,35 @@ struct BindConfig {
   SourceLoc loc;
 };
 
+// HTTP listener limits and timeouts (production defaults).
+struct HttpConfig {
+  uint32_t request_timeout_ms = 10000;     // the whole request head (slowloris)
+  uint32_t keep_alive_timeout_ms = 60000;  // idle between requests
+  uint32_t min_request_body_rate = 1024;   // bytes/s over body_rate_window_ms (slow POST); 0 = off
+  uint32_t body_rate_window_ms = 10000;
+  uint32_t tunnel_timeout_ms = 3600000;  // WebSocket / CONNECT tunnels, idle
+  uint32_t max_header_bytes = 16384;     // the whole head
+  uint32_t max_headers = 100;
+  uint32_t max_request_line_bytes = 8192;
+  uint64_t max_body_bytes = 1ull << 30;
+  enum class ForwardedFor : uint8_t {
+    kAppend,
+    kReplace,
+    kOff
+  } x_forwarded_for = ForwardedFor::kAppend;
+  bool x_forwarded_proto = true;
+  bool forwarded = false;  // RFC 7239
+  bool via = true;
+};
+
 struct ListenerConfig {
   std::string name;
   std::vector<BindConfig> binds;
   Protocol protocol = Protocol::kTcp;
-  std::string cluster;
+  std::string cluster;  // tcp: required; http: the default route's cluster (optional)
   uint32_t client_idle_timeout_ms = 60000;
+  HttpConfig http;
+  std::vector<RouteConfig> routes;  // http; a listener cluster becomes a last catch-all route
   SourceLoc loc;
 };
 

@@ -7,8 +7,14 @@
 
 #include <fmt/format.h>
 
+#include <sys/socket.h>
 #include <toml++/toml.h>
+#include "src/route/cidr.h"
+#include "src/route/regex.h"
+#include "src/route/router.h"
+
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <set>
 #include <span>
@@ -54,9 +60,73 @@ constexpr KeySpec kListenerKeys[] = {
      "required: \"127.0.0.1:9000\", \"[::1]:9000\", or a list of them",
      "[\"127.0.0.1:9000\", \"[::1]:9000\"]"},
     {"protocol", Kind::kString, "\"tcp\"", "tcp (L4 passthrough) | http"},
-    {"cluster", Kind::kString, "", "required: the cluster that serves this listener", "\"app\""},
+    {"cluster", Kind::kString, "",
+     "the cluster that serves this listener (tcp: required; http: the catch-all after the routes)",
+     "\"app\""},
     {"client_idle_timeout_ms", Kind::kInt, "60000",
      "close a session after this long without a byte either way"},
+};
+
+// Listener keys that apply to protocol = "http".
+constexpr KeySpec kHttpListenerKeys[] = {
+    {"http_request_timeout_ms", Kind::kInt, "10000",
+     "http: the whole request head must arrive within this (slowloris): 408"},
+    {"keep_alive_timeout_ms", Kind::kInt, "60000", "http: idle time allowed between requests"},
+    {"min_request_body_rate", Kind::kInt, "1024",
+     "http: bytes/s a request body must average over body_rate_window_ms (slow POST); 0 = off"},
+    {"body_rate_window_ms", Kind::kInt, "10000", "http: window for min_request_body_rate"},
+    {"tunnel_timeout_ms", Kind::kInt, "3600000",
+     "http: idle timeout of WebSocket and CONNECT tunnels"},
+    {"max_header_bytes", Kind::kInt, "16384", "http: the whole request head: 431 past it"},
+    {"max_headers", Kind::kInt, "100", "http: header fields per request: 431 past it"},
+    {"max_request_line_bytes", Kind::kInt, "8192", "http: the request line: 414 past it"},
+    {"max_body_bytes", Kind::kInt, "1073741824", "http: request body: 413 past it"},
+    {"x_forwarded_for", Kind::kString, "\"append\"",
+     "http: append | replace | off (X-Forwarded-For with the client address)"},
+    {"x_forwarded_proto", Kind::kBool, "true", "http: add X-Forwarded-Proto"},
+    {"forwarded", Kind::kBool, "false", "http: add an RFC 7239 Forwarded field"},
+    {"via", Kind::kBool, "true", "http: add Via to requests and responses"},
+    {"route", Kind::kArrayOfTables, "", "http: routes, checked in order (see below)"},
+};
+
+constexpr KeySpec kRouteKeys[] = {
+    {"match", Kind::kTable, "", "what the route applies to (all matchers must hold)"},
+    {"cluster", Kind::kString, "", "forward to this cluster..."},
+    {"respond", Kind::kTable, "", "...or answer: { status, headers, body }"},
+    {"request_headers", Kind::kTable, "", "{ set = {..}, add = {..}, remove = [..] } on requests"},
+    {"response_headers", Kind::kTable, "", "the same on responses"},
+};
+
+constexpr KeySpec kMatchKeys[] = {
+    {"host", Kind::kStringOrList, "", "exact or \"*.suffix\" hosts, case-insensitive"},
+    {"path", Kind::kString, "", "exact path"},
+    {"path_prefix", Kind::kString, "", "path prefix"},
+    {"path_regex", Kind::kString, "", "RE2 regular expression, full match on the path"},
+    {"method", Kind::kStringOrList, "", "methods, exact"},
+    {"header", Kind::kArray, "",
+     "{ name = \"x\", present = true } | { name, absent = true } | { name, equals = \"v\" } | "
+     "{ name, regex = \"..\" }, or a list of them"},
+    {"source", Kind::kStringOrList, "", "client address CIDRs"},
+};
+
+constexpr KeySpec kHeaderMatchKeys[] = {
+    {"name", Kind::kString, "", "field name"},
+    {"present", Kind::kBool, "", "the field is present"},
+    {"absent", Kind::kBool, "", "the field is absent"},
+    {"equals", Kind::kString, "", "some occurrence equals this"},
+    {"regex", Kind::kString, "", "some occurrence fully matches this RE2 expression"},
+};
+
+constexpr KeySpec kRespondKeys[] = {
+    {"status", Kind::kInt, "200", "status code"},
+    {"headers", Kind::kTable, "", "fields to send"},
+    {"body", Kind::kString, "\"\"", "the body"},
+};
+
+constexpr KeySpec kHeaderRuleKeys[] = {
+    {"set", Kind::kTable, "", "replace (or add) these fields"},
+    {"add", Kind::kTable, "", "append these fields"},
+    {"remove", Kind::kArray, "", "remove these fields"},
 };
 
 constexpr KeySpec kClusterKeys[] = {
@@ -76,6 +146,10 @@ constexpr KeySpec kClusterKeys[] = {
      "[\n  { address = \"127.0.0.1:9001\" },\n  { address = \"127.0.0.1:9002\", weight = 3, "
      "maxconn = 100 },\n  { address = \"127.0.0.1:9003\", backup = true },\n]"},
     {"health_check", Kind::kTable, "", "active health checks (off when absent)"},
+    {"keep_alive_max_idle", Kind::kInt, "32",
+     "http: idle upstream connections kept per endpoint and worker"},
+    {"keep_alive_timeout_ms", Kind::kInt, "30000",
+     "http: how long an idle upstream connection is kept"},
 };
 
 constexpr KeySpec kEndpointKeys[] = {
@@ -252,6 +326,22 @@ class Reader {
     return static_cast<uint32_t>(v);
   }
 
+  // A non-negative 64-bit integer (sizes beyond 4 GiB).
+  uint64_t u32_or_u64(std::string_view key) {
+    const KeySpec* s = spec(key);
+    const toml::node* n = t_.get(key);
+    int64_t v = 0;
+    if (!n) {
+      if (s) std::from_chars(s->def.data(), s->def.data() + s->def.size(), v);
+      return static_cast<uint64_t>(v);
+    }
+    if (!n->is_integer() || *n->value<int64_t>() < 0) {
+      ctx_.error(loc_of(n->source()), "'{}' in {} must be a non-negative integer", key, where_);
+      return 0;
+    }
+    return static_cast<uint64_t>(*n->value<int64_t>());
+  }
+
   bool boolean(std::string_view key) {
     const KeySpec* s = spec(key);
     const toml::node* n = t_.get(key);
@@ -289,7 +379,7 @@ class Reader {
     }
     return nullptr;
   }
-  static bool required(std::string_view key) { return key == "name" || key == "cluster"; }
+  static bool required(std::string_view key) { return key == "name"; }
 
   Context& ctx_;
   const toml::table& t_;
@@ -391,6 +481,8 @@ void read_cluster(Context& ctx, const toml::table& t, size_t index, ClusterConfi
   c.server_idle_timeout_ms = r.u32("server_idle_timeout_ms", 1, 86'400'000);
   c.queue_timeout_ms = r.u32("queue_timeout_ms", 1, 3'600'000);
   c.max_queue = r.u32("max_queue", 0, 10'000'000);
+  c.keep_alive_max_idle = r.u32("keep_alive_max_idle", 0, 100000);
+  c.keep_alive_timeout_ms = r.u32("keep_alive_timeout_ms", 1, 86'400'000);
   c.retries = r.u32("retries", 0, 100);
   c.redispatch = r.boolean("redispatch");
   if (const toml::table* h = r.table("health_check")) {
@@ -436,9 +528,218 @@ void read_cluster(Context& ctx, const toml::table& t, size_t index, ClusterConfi
   }
 }
 
+// A string or an array of strings, into `out`; errors name `what`.
+void read_string_list(Context& ctx, Reader& r, std::string_view key,
+                      std::vector<std::string>& out) {
+  const toml::node* n = r.node(key);
+  if (!n) return;
+  if (auto v = n->value<std::string>()) {
+    out.push_back(*v);
+    return;
+  }
+  if (const toml::array* a = n->as_array()) {
+    for (const auto& e : *a) {
+      if (auto v = e.value<std::string>()) {
+        out.push_back(*v);
+      } else {
+        ctx.error(loc_of(e.source()), "'{}' in {} must list strings, found {}", key, r.where(),
+                  type_name(e));
+      }
+    }
+    return;
+  }
+  r.wrong_type(*n, key, Kind::kStringOrList);
+}
+
+// A table of string values ({ "x-env" = "prod" }) into pairs, in file order.
+void read_string_table(Context& ctx, const toml::table& t, const std::string& where,
+                       std::vector<std::pair<std::string, std::string>>& out) {
+  for (auto&& [k, v] : t) {
+    if (auto s = v.value<std::string>()) {
+      out.emplace_back(std::string(k.str()), *s);
+    } else {
+      ctx.error(loc_of(v.source()), "'{}' in {} must be a string, found {}", k.str(), where,
+                type_name(v));
+    }
+  }
+}
+
+bool valid_field_name(std::string_view n) {
+  if (n.empty()) return false;
+  for (char c : n) {
+    const bool tchar = std::isalnum(static_cast<unsigned char>(c)) ||
+                       std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    if (!tchar) return false;
+  }
+  return true;
+}
+
+bool valid_field_value(std::string_view v) {
+  for (char c : v) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && u != '\t') || u == 0x7f) return false;
+  }
+  return true;
+}
+
+void read_header_rules(Context& ctx, const toml::table& t, const std::string& where,
+                       HeaderRulesConfig& rules) {
+  Reader r(ctx, t, where, kHeaderRuleKeys);
+  if (const toml::table* set = r.table("set"))
+    read_string_table(ctx, *set, where + " set", rules.set);
+  if (const toml::table* add = r.table("add"))
+    read_string_table(ctx, *add, where + " add", rules.add);
+  read_string_list(ctx, r, "remove", rules.remove);
+  auto check = [&](std::string_view name, std::string_view value, SourceLoc loc) {
+    if (!valid_field_name(name))
+      ctx.error(loc, "'{}' in {} is not a valid header name", name, where);
+    if (!valid_field_value(value)) {
+      ctx.error(loc, "the value of '{}' in {} contains control characters", name, where);
+    }
+  };
+  for (const auto& [n, v] : rules.set)
+    check(n, v, r.loc("set"));
+  for (const auto& [n, v] : rules.add)
+    check(n, v, r.loc("add"));
+  for (const auto& n : rules.remove)
+    check(n, "", r.loc("remove"));
+}
+
+bool valid_cidr(std::string_view text) {
+  return route::Cidr::parse(text).has_value();
+}
+
+void check_regex(Context& ctx, const std::string& pattern, SourceLoc loc,
+                 const std::string& where) {
+  // The same compilation (byte mode) the router uses.
+  if (auto re = route::Regex::compile(pattern); !re) {
+    ctx.error(loc, "bad regular expression in {}: {}", where, re.error());
+  }
+}
+
+void read_route(Context& ctx, const toml::table& t, const std::string& where, RouteConfig& route) {
+  Reader r(ctx, t, where, kRouteKeys);
+  route.loc = r.table_loc();
+  if (const toml::table* m = r.table("match")) {
+    const std::string mwhere = where + " match";
+    Reader mr(ctx, *m, mwhere, kMatchKeys);
+    auto& rm = route.match;
+    read_string_list(ctx, mr, "host", rm.hosts);
+    for (auto& h : rm.hosts) {
+      std::transform(h.begin(), h.end(), h.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (h.empty() || h.find_first_of(" /\t") != std::string::npos) {
+        ctx.error(mr.loc("host"), "host '{}' in {} is not a host name", h, mwhere);
+      }
+    }
+    rm.path = mr.string("path");
+    rm.path_prefix = mr.string("path_prefix");
+    rm.path_regex = mr.string("path_regex");
+    for (const std::string* p : {&rm.path, &rm.path_prefix}) {
+      if (!p->empty() && p->front() != '/') {
+        ctx.error(mr.loc(p == &rm.path ? "path" : "path_prefix"), "paths in {} must start with '/'",
+                  mwhere);
+      }
+    }
+    if (!rm.path_regex.empty()) check_regex(ctx, rm.path_regex, mr.loc("path_regex"), mwhere);
+    read_string_list(ctx, mr, "method", rm.methods);
+    read_string_list(ctx, mr, "source", rm.sources);
+    for (const auto& c : rm.sources) {
+      if (!valid_cidr(c)) {
+        ctx.error(mr.loc("source"),
+                  "source '{}' in {} is not an address or CIDR (10.0.0.0/8, ::1/128)", c, mwhere);
+      }
+    }
+    if (const toml::node* hn = mr.node("header")) {
+      std::vector<const toml::table*> tables;
+      if (const toml::table* one = hn->as_table()) {
+        tables.push_back(one);
+      } else if (const toml::array* arr = hn->as_array()) {
+        for (const auto& e : *arr) {
+          if (const toml::table* et = e.as_table()) {
+            tables.push_back(et);
+          } else {
+            ctx.error(loc_of(e.source()), "'header' in {} must list tables, found {}", mwhere,
+                      type_name(e));
+          }
+        }
+      } else {
+        mr.wrong_type(*hn, "header", Kind::kTable);
+      }
+      for (const toml::table* ht : tables) {
+        const std::string hwhere = mwhere + " header";
+        Reader hr(ctx, *ht, hwhere, kHeaderMatchKeys);
+        HeaderMatchConfig hm;
+        hm.name = hr.string("name");
+        if (hm.name.empty()) ctx.error(hr.table_loc(), "{} needs a 'name'", hwhere);
+        int kinds = 0;
+        if (hr.node("present")) {
+          hm.kind = HeaderMatchConfig::Kind::kPresent;
+          ++kinds;
+          if (!hr.boolean("present")) hm.kind = HeaderMatchConfig::Kind::kAbsent;
+        }
+        if (hr.node("absent")) {
+          hm.kind = hr.boolean("absent") ? HeaderMatchConfig::Kind::kAbsent
+                                         : HeaderMatchConfig::Kind::kPresent;
+          ++kinds;
+        }
+        if (hr.node("equals")) {
+          hm.kind = HeaderMatchConfig::Kind::kEquals;
+          hm.value = hr.string("equals");
+          ++kinds;
+        }
+        if (hr.node("regex")) {
+          hm.kind = HeaderMatchConfig::Kind::kRegex;
+          hm.value = hr.string("regex");
+          check_regex(ctx, hm.value, hr.loc("regex"), hwhere);
+          ++kinds;
+        }
+        if (kinds != 1) {
+          ctx.error(hr.table_loc(), "{} needs exactly one of present, absent, equals, regex",
+                    hwhere);
+        }
+        rm.headers.push_back(std::move(hm));
+      }
+    }
+  }
+  route.cluster = r.string("cluster");
+  if (const toml::table* resp = r.table("respond")) {
+    const std::string rwhere = where + " respond";
+    Reader rr(ctx, *resp, rwhere, kRespondKeys);
+    RespondConfig rc;
+    rc.status = rr.u32("status", 200, 599);
+    rc.body = rr.string("body");
+    if (const toml::table* h = rr.table("headers")) read_string_table(ctx, *h, rwhere, rc.headers);
+    for (const auto& [n, v] : rc.headers) {
+      if (!valid_field_name(n) || !valid_field_value(v)) {
+        ctx.error(rr.loc("headers"), "header '{}' in {} is not a valid field", n, rwhere);
+      }
+    }
+    route.respond = std::move(rc);
+  }
+  if (route.cluster.empty() == !route.respond.has_value()) {
+    ctx.error(route.loc, "{} needs exactly one of 'cluster' and 'respond'", where);
+  }
+  if (const toml::table* h = r.table("request_headers")) {
+    read_header_rules(ctx, *h, where + " request_headers", route.request_headers);
+  }
+  if (const toml::table* h = r.table("response_headers")) {
+    read_header_rules(ctx, *h, where + " response_headers", route.response_headers);
+  }
+}
+
+const std::vector<KeySpec>& all_listener_keys() {
+  static const std::vector<KeySpec> keys = [] {
+    std::vector<KeySpec> v(std::begin(kListenerKeys), std::end(kListenerKeys));
+    v.insert(v.end(), std::begin(kHttpListenerKeys), std::end(kHttpListenerKeys));
+    return v;
+  }();
+  return keys;
+}
+
 void read_listener(Context& ctx, const toml::table& t, size_t index, ListenerConfig& l) {
   const std::string where = section_name(t, "listener", index);
-  Reader r(ctx, t, where, kListenerKeys);
+  Reader r(ctx, t, where, all_listener_keys());
   l.loc = r.table_loc();
   l.name = r.string("name");
   const std::string proto = r.string("protocol");
@@ -451,6 +752,37 @@ void read_listener(Context& ctx, const toml::table& t, size_t index, ListenerCon
   }
   l.cluster = r.string("cluster");
   l.client_idle_timeout_ms = r.u32("client_idle_timeout_ms", 1, 86'400'000);
+  HttpConfig& h = l.http;
+  h.request_timeout_ms = r.u32("http_request_timeout_ms", 1, 3'600'000);
+  h.keep_alive_timeout_ms = r.u32("keep_alive_timeout_ms", 1, 86'400'000);
+  h.min_request_body_rate = r.u32("min_request_body_rate", 0, 1u << 30);
+  h.body_rate_window_ms = r.u32("body_rate_window_ms", 100, 3'600'000);
+  h.tunnel_timeout_ms = r.u32("tunnel_timeout_ms", 1, 86'400'000);
+  h.max_header_bytes = r.u32("max_header_bytes", 256, 24576);
+  h.max_headers = r.u32("max_headers", 1, 1000);
+  h.max_request_line_bytes = r.u32("max_request_line_bytes", 64, 24576);
+  h.max_body_bytes = r.u32_or_u64("max_body_bytes");
+  const std::string xff = r.string("x_forwarded_for");
+  if (xff == "append") {
+    h.x_forwarded_for = HttpConfig::ForwardedFor::kAppend;
+  } else if (xff == "replace") {
+    h.x_forwarded_for = HttpConfig::ForwardedFor::kReplace;
+  } else if (xff == "off") {
+    h.x_forwarded_for = HttpConfig::ForwardedFor::kOff;
+  } else {
+    ctx.error(r.loc("x_forwarded_for"), "x_forwarded_for '{}' is not one of append, replace, off",
+              xff);
+  }
+  h.x_forwarded_proto = r.boolean("x_forwarded_proto");
+  h.forwarded = r.boolean("forwarded");
+  h.via = r.boolean("via");
+  if (const toml::array* routes = r.array("route", Kind::kArrayOfTables)) {
+    for (size_t i = 0; i < routes->size(); ++i) {
+      const toml::table* rt = routes->get(i)->as_table();
+      if (!rt) continue;
+      read_route(ctx, *rt, fmt::format("{} route #{}", where, i + 1), l.routes.emplace_back());
+    }
+  }
   auto add_bind = [&](const toml::node& n) {
     BindConfig b;
     b.loc = loc_of(n.source());
@@ -497,6 +829,30 @@ void validate(Context& ctx, Config& cfg) {
         }
       }
       seen.emplace_back(l.name, l.loc);
+    }
+    if (l.protocol == Protocol::kTcp && l.cluster.empty()) {
+      ctx.error(l.loc, "missing required key 'cluster' in [[listener]] '{}' (tcp)", l.name);
+    }
+    if (l.protocol == Protocol::kTcp && !l.routes.empty()) {
+      ctx.error(l.loc, "[[listener]] '{}' is tcp: routes need protocol = \"http\"", l.name);
+    }
+    if (l.protocol == Protocol::kHttp && l.cluster.empty() && l.routes.empty()) {
+      ctx.error(l.loc, "[[listener]] '{}' (http) needs a 'cluster' or at least one route", l.name);
+    }
+    // What the router itself refuses (hosts with ports, paths that could
+    // never match once normalised...), reported at the route's line.
+    if (!l.routes.empty()) {
+      if (auto router = route::Router::build(l.routes); !router) {
+        const size_t i = router.error().route;
+        ctx.error(i < l.routes.size() ? l.routes[i].loc : l.loc, "listener '{}': {}", l.name,
+                  router.error().to_string());
+      }
+    }
+    for (const auto& route : l.routes) {
+      if (!route.cluster.empty() && !cfg.find_cluster(route.cluster)) {
+        ctx.error(route.loc, "a route of listener '{}' names cluster '{}', which is not defined",
+                  l.name, route.cluster);
+      }
     }
     if (!l.cluster.empty() && !cfg.find_cluster(l.cluster)) {
       std::string known;
@@ -613,7 +969,7 @@ std::string example_config() {
       "# src/config/loader.cc by `expressgateway --print-example`; do not edit by hand.\n\n"
       "[global]\n";
   emit_keys(out, kGlobalKeys);
-  out += "\n[[listener]]\n";
+  out += "\n# An L4 listener: TCP passthrough (splice) to a cluster.\n[[listener]]\n";
   emit_keys(out, kListenerKeys);
   out += "\n[[cluster]]\n";
   emit_keys(out, kClusterKeys);
@@ -623,6 +979,30 @@ std::string example_config() {
   }
   out += "\n[cluster.health_check]\n";
   emit_keys(out, kHealthKeys);
+  out +=
+      "\n# An HTTP listener: routes are checked in order; the listener's cluster\n"
+      "# (if any) serves what no route matched.\n"
+      "[[listener]]\n"
+      "name = \"web\"\n"
+      "bind = \"127.0.0.1:8080\"\n"
+      "protocol = \"http\"\n"
+      "cluster = \"app\"\n"
+      "client_idle_timeout_ms = 60000\n";
+  emit_keys(out, kHttpListenerKeys);
+  out += "# Route keys:\n";
+  for (const auto& s : kRouteKeys)
+    out += fmt::format("#   {}: {}\n", s.name, s.doc);
+  out += "# Match keys:\n";
+  for (const auto& s : kMatchKeys)
+    out += fmt::format("#   {}: {}\n", s.name, s.doc);
+  out +=
+      "\n[[listener.route]]\n"
+      "match = { path = \"/healthz\" }\n"
+      "respond = { status = 200, body = \"ok\\n\" }\n"
+      "\n[[listener.route]]\n"
+      "match = { host = \"api.example.com\", path_prefix = \"/v1/\" }\n"
+      "cluster = \"app\"\n"
+      "request_headers = { set = { \"x-env\" = \"prod\" }, remove = [\"x-debug\"] }\n";
   return out;
 }
 

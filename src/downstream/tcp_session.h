@@ -21,6 +21,7 @@
 #include "egw/address.h"
 #include "egw/intrusive_list.h"
 #include "egw/unique_fd.h"
+#include "src/downstream/session.h"
 #include "uring/connector.h"
 #include "uring/relay.h"
 #include "uring/timer_wheel.h"
@@ -37,7 +38,9 @@ struct ListenerConfig;
 
 namespace egw::downstream {
 
-class TcpSession final : private uring::ConnectorHandler, private uring::RelayHandler {
+class TcpSession final : public Session,
+                         private uring::ConnectorHandler,
+                         private uring::RelayHandler {
  public:
   enum class State : uint8_t { kPicking, kQueued, kConnecting, kRelaying, kClosing };
 
@@ -48,15 +51,10 @@ class TcpSession final : private uring::ConnectorHandler, private uring::RelayHa
   TcpSession& operator=(const TcpSession&) = delete;
 
   void start();
-  // Taken off the cluster queue because a slot freed: try again.
-  void dequeued();
-  // Closes everything now (shutdown after the grace period).
-  void abort();
+  void dequeued() override;
+  void abort() override;
 
   State state() const { return state_; }
-
-  ListNode queue_node_;   // in WorkerCluster::queue while kQueued
-  ListNode worker_node_;  // in the worker's list of live sessions
 
  private:
   void pick();

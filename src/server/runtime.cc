@@ -57,6 +57,10 @@ BuildResult build_runtime(config::ConfigPtr cfg, const Runtime* previous, unsign
     rt->clusters.push_back(std::make_shared<upstream::Cluster>(cc, std::move(eps), workers));
   }
   for (const auto& lc : cfg->listeners) {
+    ListenerRuntime& lr = rt->listeners.emplace_back();
+    lr.default_cluster = rt->cluster_index(lc.cluster);
+    for (const auto& r : lc.routes)
+      lr.route_clusters.push_back(rt->cluster_index(r.cluster));
     auto& binds = rt->binds.emplace_back();
     for (const auto& bc : lc.binds) {
       if (auto kept = find_bind(previous, bc.address)) {

@@ -27,11 +27,21 @@ struct BindSockets {
   std::vector<UniqueFd> fds;
 };
 
+// What an HTTP listener needs beyond its config: the cluster index of each
+// route (-1 for `respond` routes) and of the default. (The compiled Router is
+// per worker: RE2 takes a lock per match, so sharing one would make workers
+// contend.)
+struct ListenerRuntime {
+  std::vector<int> route_clusters;
+  int default_cluster = -1;
+};
+
 struct Runtime {
   config::ConfigPtr config;
   std::vector<std::shared_ptr<upstream::Cluster>> clusters;  // parallel to config->clusters
   // binds[l][b]: listener l's bind b (parallel to config->listeners[l].binds).
   std::vector<std::vector<std::shared_ptr<BindSockets>>> binds;
+  std::vector<ListenerRuntime> listeners;  // parallel to config->listeners
   uint64_t generation = 0;
   unsigned workers = 0;
 

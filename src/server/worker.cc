@@ -9,7 +9,7 @@ namespace egw::server {
 Worker::Worker(Server& server, unsigned index) : server_(server), index_(index) {
   grace_timer_.set_callback([this] {
     EGW_LOG(info, "grace period over: closing {} remaining sessions", live_.size());
-    live_.for_each([](downstream::TcpSession& s) { s.abort(); });
+    live_.for_each([](downstream::Session& s) { s.abort(); });
   });
 }
 
@@ -50,6 +50,9 @@ void Worker::run(RuntimePtr rt) {
   loop_ = std::move(*loop);
   pipes_ = std::make_unique<uring::PipePool>(g.max_pipes, g.pipe_size);
   sessions_ = std::make_unique<SlabPool<downstream::TcpSession>>(256, g.max_sessions);
+  http_sessions_ = std::make_unique<SlabPool<downstream::HttpSession>>(256, g.max_sessions);
+  header_blocks_ = std::make_unique<SlabPool<upstream::HeaderBlock>>(16);
+  http_connections_ = std::make_unique<SlabPool<upstream::HttpConnection>>(256);
   uring::Mailbox mailbox(*loop_);
   mailbox_ = &mailbox;
   apply(std::move(rt));
@@ -65,11 +68,17 @@ void Worker::run(RuntimePtr rt) {
   mailbox_ = nullptr;
   log_summary();
   listeners_.clear();
+  http_pools_.clear();
+  for (int i = 0; i < 1000 && loop_->live_owners() > 0; ++i)
+    (void)loop_->run_once(false);
   checkers_.clear();
   stopping_checkers_.clear();
   retired_.clear();
   current_.reset();
   sessions_.reset();
+  http_sessions_.reset();
+  http_connections_.reset();
+  header_blocks_.reset();
   pipes_.reset();
   loop_.reset();
 }
@@ -80,6 +89,18 @@ void Worker::apply(RuntimePtr rt) {
   for (const auto& c : snap->runtime->clusters) {
     snap->clusters.push_back(
         std::make_unique<WorkerCluster>(*c, index_ * 0x9E3779B97F4A7C15ull + 1));
+  }
+  for (const auto& l : snap->runtime->config->listeners) {
+    std::unique_ptr<route::Router> router;
+    if (!l.routes.empty()) {
+      // The loader already built these routes once to validate them.
+      if (auto r = route::Router::build(l.routes)) {
+        router = std::make_unique<route::Router>(std::move(*r));
+      } else {
+        EGW_LOG(error, "listener {}: {}", l.name, r.error().to_string());
+      }
+    }
+    snap->routers.push_back(std::move(router));
   }
   if (current_) retired_.push_back(std::move(current_));
   current_ = std::move(snap);
@@ -139,20 +160,36 @@ void Worker::stop_listener(ListenerEntry& e, bool close_socket) {
 void Worker::on_accept(ListenerEntry& e, UniqueFd fd) {
   stats_.accepted.fetch_add(1, std::memory_order_relaxed);
   if (draining_) return;  // closes fd
-  downstream::TcpSession* s = sessions_->create(*this, *current_, e.listener, std::move(fd));
-  if (!s) {
-    // Pool at max_sessions: this one is closed; stop accepting until one ends.
+  const auto& cfg = current_->runtime->config;
+  const size_t in_use = sessions_->in_use() + http_sessions_->in_use();
+  if (in_use >= cfg->global.max_sessions) {
+    // At max_sessions: this one is closed; stop accepting until one ends.
+    pause_accepting(true);
+    return;
+  }
+  downstream::Session* session = nullptr;
+  if (cfg->listeners[e.listener].protocol == config::Protocol::kHttp) {
+    auto* s = http_sessions_->create(*this, *current_, e.listener, std::move(fd));
+    if (s) {
+      session = s;
+      live_.push_back(*s);
+      s->start();
+    }
+  } else {
+    auto* s = sessions_->create(*this, *current_, e.listener, std::move(fd));
+    if (s) {
+      session = s;
+      live_.push_back(*s);
+      s->start();
+    }
+  }
+  if (!session) {
     pause_accepting(true);
     return;
   }
   ++current_->sessions;
   stats_.active.fetch_add(1, std::memory_order_relaxed);
-  live_.push_back(*s);
-  s->start();
-  if (sessions_->in_use() >= sessions_->capacity() &&
-      sessions_->capacity() >= current_->runtime->config->global.max_sessions) {
-    pause_accepting(true);
-  }
+  if (in_use + 1 >= cfg->global.max_sessions) pause_accepting(true);
 }
 
 void Worker::pause_accepting(bool pause) {
@@ -172,12 +209,34 @@ void Worker::pause_accepting(bool pause) {
 }
 
 void Worker::session_ended(downstream::TcpSession& s, WorkerSnapshot& snap) {
+  sessions_->destroy(&s);  // unlinks it from live_
+  session_destroyed(snap);
+}
+
+void Worker::session_ended(downstream::HttpSession& s, WorkerSnapshot& snap) {
+  http_sessions_->destroy(&s);
+  session_destroyed(snap);
+}
+
+void Worker::session_destroyed(WorkerSnapshot& snap) {
   --snap.sessions;
   stats_.active.fetch_sub(1, std::memory_order_relaxed);
-  sessions_->destroy(&s);  // unlinks it from live_
   if (accept_paused_ && !draining_) pause_accepting(false);
   if (&snap != current_.get()) release_snapshots();
   maybe_finish();
+}
+
+upstream::Pool& Worker::http_pool(const std::shared_ptr<upstream::EndpointState>& ep) {
+  auto& p = http_pools_[ep.get()];
+  if (!p) p = std::make_unique<upstream::Pool>(*loop_);
+  return *p;
+}
+
+upstream::HttpConnection* Worker::new_http_connection(std::shared_ptr<upstream::EndpointState> ep,
+                                                      upstream::Pool* pool) {
+  stats_.upstream_connects.fetch_add(1, std::memory_order_relaxed);
+  return http_connections_->create(*loop_, *header_blocks_, *http_connections_, std::move(ep),
+                                   pool);
 }
 
 void Worker::release_snapshots() {
@@ -191,7 +250,7 @@ void Worker::release_snapshots() {
 }
 
 void Worker::slot_freed(WorkerCluster& wc) {
-  if (downstream::TcpSession* s = wc.queue.pop_front()) {
+  if (downstream::Session* s = wc.queue.pop_front()) {
     s->dequeued();
     return;
   }
@@ -210,7 +269,7 @@ void Worker::kick(const upstream::Cluster* c) {
   auto serve = [c](WorkerSnapshot& snap) {
     for (auto& wc : snap.clusters) {
       if (&wc->cluster != c) continue;
-      if (downstream::TcpSession* s = wc->queue.pop_front()) {
+      if (downstream::Session* s = wc->queue.pop_front()) {
         s->dequeued();
         return true;
       }

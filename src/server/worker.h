@@ -15,10 +15,13 @@
 
 #include "egw/intrusive_list.h"
 #include "egw/slab.h"
+#include "src/downstream/http_session.h"
 #include "src/downstream/tcp_session.h"
+#include "src/route/router.h"
 #include "src/server/runtime.h"
 #include "src/upstream/cluster.h"
 #include "src/upstream/health_check.h"
+#include "src/upstream/http_connection.h"
 #include "uring/acceptor.h"
 #include "uring/event_loop.h"
 #include "uring/mailbox.h"
@@ -44,6 +47,16 @@ struct WorkerStats {
   std::atomic<uint64_t> relays_copy{0};
   std::atomic<uint64_t> bytes_in{0};   // client -> upstream
   std::atomic<uint64_t> bytes_out{0};  // upstream -> client
+  // HTTP
+  std::atomic<uint64_t> http_requests{0};
+  std::atomic<uint64_t> http_errors{0};       // answered by the proxy with an error status
+  std::atomic<uint64_t> http_status[6] = {};  // by class: [2] = 2xx ... [5] = 5xx
+  std::atomic<uint64_t> tunnels{0};
+  std::atomic<uint64_t> request_timeouts{0};
+  std::atomic<uint64_t> response_timeouts{0};
+  std::atomic<uint64_t> slow_bodies{0};
+  std::atomic<uint64_t> upstream_reused{0};
+  std::atomic<uint64_t> upstream_connects{0};
 };
 
 // One cluster as one worker serves it on one snapshot: its balancer state
@@ -52,13 +65,14 @@ struct WorkerCluster {
   WorkerCluster(upstream::Cluster& c, uint64_t seed) : cluster(c), picker(c, seed) {}
   upstream::Cluster& cluster;
   upstream::Picker picker;
-  IntrusiveList<downstream::TcpSession, &downstream::TcpSession::queue_node_> queue;
+  IntrusiveList<downstream::Session, &downstream::Session::queue_node_> queue;
   uint32_t queued = 0;
 };
 
 struct WorkerSnapshot {
   RuntimePtr runtime;
   std::vector<std::unique_ptr<WorkerCluster>> clusters;  // parallel to runtime->clusters
+  std::vector<std::unique_ptr<route::Router>> routers;   // parallel to config->listeners
   uint32_t sessions = 0;
 };
 
@@ -93,6 +107,13 @@ class Worker {
   uring::PipePool& pipes() { return *pipes_; }
   WorkerStats& stats() { return stats_; }
   void session_ended(downstream::TcpSession& s, WorkerSnapshot& snap);
+  void session_ended(downstream::HttpSession& s, WorkerSnapshot& snap);
+  SlabPool<upstream::HeaderBlock>& header_blocks() { return *header_blocks_; }
+  // The idle-connection pool of an endpoint on this worker.
+  upstream::Pool& http_pool(const std::shared_ptr<upstream::EndpointState>& ep);
+  // A new upstream HTTP connection (not yet connected), or nullptr at the cap.
+  upstream::HttpConnection* new_http_connection(std::shared_ptr<upstream::EndpointState> ep,
+                                                upstream::Pool* pool);
   // A connection slot of `wc`'s cluster freed: serve a waiting session here,
   // or wake a worker that has one.
   void slot_freed(WorkerCluster& wc);
@@ -108,6 +129,7 @@ class Worker {
 
   void run(RuntimePtr rt);
   void on_accept(ListenerEntry& e, UniqueFd fd);
+  void session_destroyed(WorkerSnapshot& snap);
   void reconcile_listeners();
   void reconcile_health_checks();
   void stop_listener(ListenerEntry& e, bool close_socket);
@@ -128,7 +150,11 @@ class Worker {
   std::unique_ptr<uring::EventLoop> loop_;
   std::unique_ptr<uring::PipePool> pipes_;
   std::unique_ptr<SlabPool<downstream::TcpSession>> sessions_;
-  IntrusiveList<downstream::TcpSession, &downstream::TcpSession::worker_node_> live_;
+  std::unique_ptr<SlabPool<downstream::HttpSession>> http_sessions_;
+  std::unique_ptr<SlabPool<upstream::HeaderBlock>> header_blocks_;
+  std::unique_ptr<SlabPool<upstream::HttpConnection>> http_connections_;
+  std::map<const upstream::EndpointState*, std::unique_ptr<upstream::Pool>> http_pools_;
+  IntrusiveList<downstream::Session, &downstream::Session::worker_node_> live_;
   std::unique_ptr<WorkerSnapshot> current_;
   std::vector<std::unique_ptr<WorkerSnapshot>> retired_;
   std::vector<std::unique_ptr<ListenerEntry>> listeners_;

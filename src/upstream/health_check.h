@@ -13,10 +13,11 @@
 #include "src/upstream/endpoint.h"
 #include "uring/connector.h"
 #include "uring/event_loop.h"
+#include "uring/stream_socket.h"
 
 namespace egw::upstream {
 
-class HealthChecker final : private uring::ConnectorHandler {
+class HealthChecker final : private uring::ConnectorHandler, private uring::StreamSocketHandler {
  public:
   HealthChecker(uring::EventLoop& loop, std::shared_ptr<EndpointState> endpoint,
                 const config::HealthCheckConfig& cfg);
@@ -35,17 +36,31 @@ class HealthChecker final : private uring::ConnectorHandler {
   void run_check();
   void on_connect_done(uring::Connector& c, int err) override;
   void on_connector_released(uring::Connector& c) override;
-  void record(bool ok, int err);
+  void record(bool ok, int err, const char* why = nullptr);
+  // http checks
+  void on_connected(uring::StreamSocket&, int) override {}
+  void on_data(uring::StreamSocket& s, const uring::IoBuf& buf) override;
+  void on_eof(uring::StreamSocket& s) override;
+  void on_error(uring::StreamSocket& s, int err) override;
+  void on_sent(uring::StreamSocket&) override {}
+  void on_released(uring::StreamSocket& s) override;
+  void http_done(bool ok, int err, const char* why);
 
   uring::EventLoop& loop_;
   std::shared_ptr<EndpointState> endpoint_;
   config::HealthCheckConfig cfg_;
   uring::Connector conn_;
   uring::Timer timer_;
+  uring::Timer check_timeout_;
+  std::unique_ptr<uring::StreamSocket> http_;  // the http check in flight
+  std::string http_request_;
+  std::string http_response_;
+  bool http_finished_ = false;
   uint32_t successes_ = 0;
   uint32_t failures_ = 0;
   uint64_t checks_ = 0;
   bool stopping_ = false;
+  bool connector_released_ = false;
   InlineFunction<void(), 24> on_stopped_;
 };
 

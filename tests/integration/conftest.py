@@ -20,3 +20,4 @@ def gateways():
     for g in started:
         if g.proc.poll() is None:
             g.kill()
+        g.cleanup()

@@ -6,6 +6,7 @@ Every server binds port 0 on loopback; every wait is bounded.
 import hashlib
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -182,6 +183,12 @@ class Gateway:
             self.proc.kill()
             self.proc.wait(10)
         self.log_file.close()
+
+    def cleanup(self):
+        # Keep the directory (config and log) when the test failed and the
+        # developer wants to look: EGW_KEEP_LOGS=1.
+        if not os.environ.get("EGW_KEEP_LOGS"):
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def run_check(config_text):

@@ -133,11 +133,19 @@ def test_default_config_starts_with_no_other_server_present(gateways):
     with open(os.path.join(ROOT, "config", "expressgateway.toml")) as f:
         text = f.read()
     # The shipped file binds fixed ports; move them to 0 to stay hermetic.
-    text = text.replace('"127.0.0.1:9000", "[::1]:9000"', '"127.0.0.1:0"')
+    text = text.replace('"127.0.0.1:9000", "[::1]:9000"', '"127.0.0.1:0"').replace(
+        '"127.0.0.1:8080"', '"127.0.0.1:0"')
     g = Gateway(text)
     gateways.append(g)
     s = socket.create_connection(g.address("tcp_in"), timeout=5)
     s.settimeout(10)
     assert s.recv(1) == b""  # no endpoint is up: closed, not hung
     s.close()
+    host, port = g.address("web")
+    p = subprocess.run(["curl", "-sS", "-i", f"http://{host}:{port}/"], capture_output=True,
+                       timeout=10)
+    assert p.stdout.startswith(b"HTTP/1.1 200 OK") and b"ExpressGateway is running" in p.stdout
+    p = subprocess.run(["curl", "-sS", f"http://{host}:{port}/healthz"], capture_output=True,
+                       timeout=10)
+    assert p.stdout == b"ok\n"
     assert g.stop() == 0

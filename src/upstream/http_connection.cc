@@ -1,0 +1,327 @@
+#include "src/upstream/http_connection.h"
+
+#include "egw/log.h"
+#include "src/upstream/endpoint.h"
+
+namespace egw::upstream {
+
+namespace h1 = proto::h1;
+
+const char* to_string(HttpError e) {
+  switch (e) {
+    case HttpError::kConnect:
+      return "connect failed";
+    case HttpError::kReset:
+      return "connection reset before the response";
+    case HttpError::kBadResponse:
+      return "invalid response";
+    case HttpError::kTruncated:
+      return "response truncated";
+  }
+  return "?";
+}
+
+HttpConnection::HttpConnection(uring::EventLoop& loop, SlabPool<HeaderBlock>& headers,
+                               SlabPool<HttpConnection>& home,
+                               std::shared_ptr<EndpointState> endpoint, Pool* pool)
+    : loop_(loop),
+      header_pool_(headers),
+      home_(home),
+      endpoint_(std::move(endpoint)),
+      pool_(pool),
+      sock_(loop, *this),
+      in_(loop),
+      head_buf_(loop) {}
+
+HttpConnection::~HttpConnection() {
+  release_head_storage();
+}
+
+Status HttpConnection::connect(uint32_t timeout_ms) {
+  phase_ = Phase::kConnecting;
+  return sock_.connect(endpoint_->address(), timeout_ms);
+}
+
+void HttpConnection::on_connected(uring::StreamSocket&, int err) {
+  if (closing_) return;
+  if (err == 0) {
+    phase_ = Phase::kIdle;
+    sock_.start_recv();
+  }
+  if (user_) user_->on_upstream_connected(*this, err);
+}
+
+void HttpConnection::begin(h1::Method method) {
+  method_ = method;
+  phase_ = Phase::kHead;
+  response_started_ = false;
+  keep_alive_ = false;
+  // Anything already queued arrived unasked: the server is misbehaving.
+  if (!in_.empty()) broken_ = true;
+}
+
+void HttpConnection::set_tunnel() {
+  phase_ = Phase::kTunnel;
+  broken_ = true;  // never back to a pool
+  release_head_storage();
+}
+
+bool HttpConnection::reusable() const {
+  return phase_ == Phase::kDone && keep_alive_ && !broken_ && !eof_ && !closing_ && in_.empty() &&
+         sock_.send_idle() && !sock_.write_shut();
+}
+
+void HttpConnection::release_head_storage() {
+  parser_.reset();
+  if (header_block_) {
+    header_pool_.destroy(header_block_);
+    header_block_ = nullptr;
+  }
+  head_buf_.reset();
+}
+
+void HttpConnection::on_data(uring::StreamSocket&, const uring::IoBuf& buf) {
+  in_.push_back(buf);
+  if (!closing_) process();
+}
+
+// Runs the response state machine over what is queued. A user callback may
+// close this connection: every step re-checks closing_.
+void HttpConnection::process() {
+  while (!closing_ && !in_.empty()) {
+    switch (phase_) {
+      case Phase::kConnecting:
+      case Phase::kIdle:
+      case Phase::kDone:
+        // Bytes nobody asked for: this connection can never be trusted again.
+        broken_ = true;
+        in_.clear();
+        if (!user_) {
+          if (pool_) pool_->remove(this);
+          close();
+        }
+        return;
+      case Phase::kHead: {
+        if (!parser_) {
+          header_block_ = header_pool_.create();
+          if (!header_block_) {
+            fail(HttpError::kBadResponse, ENOMEM);
+            return;
+          }
+          h1::Limits limits;
+          limits.max_head_bytes = 24576;
+          limits.max_headers = HeaderBlock::kCapacity;
+          parser_.emplace(limits, std::span<h1::Header>(header_block_->headers));
+        }
+        bool full = false;
+        const std::string_view view = head_buf_.gather(in_, &full);
+        if (view.empty()) return;
+        const h1::ParseStatus st = parser_->parse(view, method_);
+        if (st == h1::ParseStatus::kError) {
+          EGW_LOG_RATELIMITED(warn, 1000, "endpoint {}: invalid response: {}", endpoint_->label(),
+                              h1::to_string(parser_->error()));
+          fail(HttpError::kBadResponse, 0);
+          return;
+        }
+        if (st == h1::ParseStatus::kIncomplete) {
+          if (full) fail(HttpError::kBadResponse, 0);
+          return;
+        }
+        response_started_ = true;
+        const uring::IoBuf head_mem = head_buf_.finish(in_, parser_->head_size());
+        const h1::ResponseHead& head = parser_->head();
+        const bool informational = head.status < 200 && head.status != 101;
+        const bool upgrade = head.status == 101;
+        if (!informational && !upgrade) {
+          keep_alive_ = head.keep_alive;
+          body_.start(head.body, head.content_length);
+          phase_ = Phase::kBody;
+        }
+        if (user_) user_->on_response_head(*this, head);
+        loop_.release(head_mem);
+        release_head_storage();
+        if (closing_) return;
+        if (upgrade) {
+          set_tunnel();
+        } else if (informational) {
+          phase_ = Phase::kHead;  // the final response follows
+        }
+        break;
+      }
+      case Phase::kBody: {
+        const uring::IoBuf& f = in_.front();
+        const h1::BodyDecoder::Step step =
+            body_.feed({reinterpret_cast<const char*>(f.data), f.len});
+        switch (step.kind) {
+          case h1::BodyDecoder::Step::kData:
+          case h1::BodyDecoder::Step::kTrailer: {
+            const auto off =
+                static_cast<uint32_t>(reinterpret_cast<const uint8_t*>(step.data.data()) - f.data);
+            const uring::IoBuf piece = loop_.share(f, off, static_cast<uint32_t>(step.data.size()));
+            in_.drop(step.consumed);
+            if (step.kind == h1::BodyDecoder::Step::kData) {
+              user_->on_response_data(*this, piece);
+            } else {
+              user_->on_response_trailers(*this, piece);
+            }
+            break;
+          }
+          case h1::BodyDecoder::Step::kNeedMore:
+            in_.drop(step.consumed);
+            break;
+          case h1::BodyDecoder::Step::kDone:
+            in_.drop(step.consumed);
+            phase_ = Phase::kDone;
+            ++exchanges_;
+            if (!in_.empty()) broken_ = true;  // more than the response: never reuse
+            in_.clear();
+            user_->on_response_end(*this);
+            return;
+          case h1::BodyDecoder::Step::kError:
+            EGW_LOG_RATELIMITED(warn, 1000, "endpoint {}: invalid response body: {}",
+                                endpoint_->label(), h1::to_string(body_.error()));
+            fail(HttpError::kBadResponse, 0);
+            return;
+        }
+        break;
+      }
+      case Phase::kTunnel:
+        user_->on_response_data(*this, in_.take_front());
+        break;
+    }
+  }
+  // A body that ends exactly at the end of a buffer is seen as done on the
+  // next (empty) feed.
+  if (!closing_ && phase_ == Phase::kBody && in_.empty()) {
+    const h1::BodyDecoder::Step step = body_.feed({});
+    if (step.kind == h1::BodyDecoder::Step::kDone) {
+      phase_ = Phase::kDone;
+      ++exchanges_;
+      user_->on_response_end(*this);
+    }
+  }
+}
+
+void HttpConnection::on_eof(uring::StreamSocket&) {
+  eof_ = true;
+  if (closing_) return;
+  switch (phase_) {
+    case Phase::kTunnel:
+      if (user_) user_->on_tunnel_eof(*this);
+      return;
+    case Phase::kBody:
+      if (body_.end_of_input()) {
+        // A body delimited by the close: complete.
+        phase_ = Phase::kDone;
+        ++exchanges_;
+        user_->on_response_end(*this);
+        return;
+      }
+      fail(HttpError::kTruncated, EPIPE);
+      return;
+    case Phase::kHead:
+      fail(response_started_ ? HttpError::kTruncated : HttpError::kReset, ECONNRESET);
+      return;
+    default:
+      if (!user_) {
+        if (pool_) pool_->remove(this);
+        close();
+      }
+      return;
+  }
+}
+
+void HttpConnection::on_error(uring::StreamSocket&, int err) {
+  broken_ = true;
+  if (closing_) return;
+  if (!user_) {
+    if (pool_) pool_->remove(this);
+    close();
+    return;
+  }
+  if (phase_ == Phase::kConnecting) {
+    user_->on_upstream_connected(*this, err);
+    return;
+  }
+  if (phase_ == Phase::kTunnel) {
+    user_->on_upstream_error(*this, HttpError::kTruncated, err);
+    return;
+  }
+  fail(response_started_ || phase_ == Phase::kBody ? HttpError::kTruncated : HttpError::kReset,
+       err);
+}
+
+void HttpConnection::on_sent(uring::StreamSocket&) {
+  if (user_ && !closing_ && !sock_.send_full()) user_->on_upstream_sent(*this);
+}
+
+void HttpConnection::fail(HttpError e, int err) {
+  broken_ = true;
+  if (user_) {
+    user_->on_upstream_error(*this, e, err);
+  } else {
+    close();
+  }
+}
+
+void HttpConnection::close(bool abortive) {
+  if (closing_) return;
+  closing_ = true;
+  user_ = nullptr;
+  in_.clear();
+  release_head_storage();
+  loop_.timers().cancel(idle_timer_);
+  if (abortive) {
+    sock_.abort();
+  } else {
+    sock_.close();
+  }
+}
+
+void HttpConnection::on_released(uring::StreamSocket&) {
+  home_.destroy(this);
+}
+
+// --- Pool -------------------------------------------------------------------------
+
+Pool::~Pool() {
+  while (HttpConnection* c = idle_.pop_front())
+    c->close();
+}
+
+HttpConnection* Pool::checkout() {
+  while (HttpConnection* c = idle_.back()) {
+    IntrusiveList<HttpConnection, &HttpConnection::pool_node_>::erase(*c);
+    --idle_count_;
+    loop_.timers().cancel(c->idle_timer_);
+    if (c->closing()) continue;
+    ++reused_;
+    return c;
+  }
+  return nullptr;
+}
+
+void Pool::checkin(HttpConnection* c, uint32_t max_idle, uint32_t idle_timeout_ms) {
+  c->set_user(nullptr);
+  if (idle_count_ >= max_idle || !c->reusable()) {
+    c->close();
+    return;
+  }
+  idle_.push_back(*c);
+  ++idle_count_;
+  c->idle_since_ms_ = loop_.now_ms();
+  c->idle_timer_.set_callback([this, c] {
+    remove(c);
+    c->close();
+  });
+  loop_.timers().schedule_after(c->idle_timer_, idle_timeout_ms);
+}
+
+void Pool::remove(HttpConnection* c) {
+  if (!c->pool_node_.linked()) return;
+  IntrusiveList<HttpConnection, &HttpConnection::pool_node_>::erase(*c);
+  --idle_count_;
+  loop_.timers().cancel(c->idle_timer_);
+}
+
+}  // namespace egw::upstream

@@ -1,0 +1,168 @@
+// HttpConnection: one HTTP/1.1 connection to an upstream endpoint. It sends
+// what its user queues (request head and body, already framed) and parses
+// what comes back into response events: head (1xx included), body bytes
+// (de-framed, as slices of the receive buffers), trailers, end. Between
+// exchanges it sits idle in its endpoint's Pool with its receive armed, so a
+// connection the server closes (or that sends anything unasked) is noticed
+// and never reused.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+#include "egw/address.h"
+#include "egw/intrusive_list.h"
+#include "egw/result.h"
+#include "proto/h1/body.h"
+#include "proto/h1/parser.h"
+#include "src/http/head_buffer.h"
+#include "uring/io_queue.h"
+#include "uring/stream_socket.h"
+#include "uring/timer_wheel.h"
+
+namespace egw::upstream {
+
+class HttpConnection;
+class Pool;
+class EndpointState;
+
+enum class HttpError : uint8_t {
+  kConnect,      // connect failed or timed out
+  kReset,        // the connection failed (reset, EOF) before any response byte
+  kBadResponse,  // the response violates HTTP/1.1
+  kTruncated,    // the connection ended inside a response
+};
+const char* to_string(HttpError e);
+
+class HttpConnectionUser {
+ public:
+  virtual void on_upstream_connected(HttpConnection& c, int err) = 0;
+  // A response head, informational (1xx) ones included; views are valid
+  // during the call only.
+  virtual void on_response_head(HttpConnection& c, const proto::h1::ResponseHead& head) = 0;
+  // Body bytes (de-framed) or, after set_tunnel(), raw bytes; the user owns
+  // the IoBuf and releases it.
+  virtual void on_response_data(HttpConnection& c, const uring::IoBuf& data) = 0;
+  // Validated trailer field lines (CRLF-terminated, without the final CRLF).
+  virtual void on_response_trailers(HttpConnection& c, const uring::IoBuf& raw) = 0;
+  virtual void on_response_end(HttpConnection& c) = 0;
+  // Tunnel mode: the server finished sending.
+  virtual void on_tunnel_eof(HttpConnection& c) = 0;
+  virtual void on_upstream_error(HttpConnection& c, HttpError e, int err) = 0;
+  // The send queue went below its watermark.
+  virtual void on_upstream_sent(HttpConnection& c) = 0;
+
+ protected:
+  ~HttpConnectionUser() = default;
+};
+
+// Per-worker resources parsers borrow while a head is in progress.
+struct HeaderBlock {
+  static constexpr uint32_t kCapacity = 256;
+  proto::h1::Header headers[kCapacity];
+};
+
+class HttpConnection final : private uring::StreamSocketHandler {
+ public:
+  // `home` is the slab the connection came from: it returns there once its
+  // socket is released.
+  HttpConnection(uring::EventLoop& loop, SlabPool<HeaderBlock>& headers,
+                 SlabPool<HttpConnection>& home, std::shared_ptr<EndpointState> endpoint,
+                 Pool* pool);
+  ~HttpConnection();
+
+  Status connect(uint32_t timeout_ms);
+  void set_user(HttpConnectionUser* user) { user_ = user; }
+  HttpConnectionUser* user() const { return user_; }
+
+  // A new exchange: the response will answer a request with `method`.
+  void begin(proto::h1::Method method);
+  bool send(const uring::IoBuf& b) { return sock_.send(b); }
+  bool send_full() const { return sock_.send_full(); }
+  void pause_recv() { sock_.pause_recv(); }
+  void resume_recv() { sock_.resume_recv(); }
+  void shutdown_write() { sock_.shutdown_write(); }
+  // From now on bytes are relayed raw (after a 101 or a 2xx to CONNECT).
+  void set_tunnel();
+
+  // The exchange ended cleanly and the connection can carry another one.
+  bool reusable() const;
+  // Exchanges this connection completed (0: it never served one).
+  uint32_t exchanges() const { return exchanges_; }
+  bool response_started() const { return response_started_; }
+  EndpointState& endpoint() const { return *endpoint_; }
+  const std::shared_ptr<EndpointState>& endpoint_ptr() const { return endpoint_; }
+  Pool* pool() const { return pool_; }
+
+  // Closes (reset when `abortive`); the pool or the user is told nothing
+  // more; the object frees itself once the socket is released.
+  void close(bool abortive = false);
+  bool closing() const { return closing_; }
+
+  // -- while idle in the pool ----------------------------------------------------
+  ListNode pool_node_;
+  uring::Timer idle_timer_;
+  uint64_t idle_since_ms_ = 0;
+
+ private:
+  enum class Phase : uint8_t { kConnecting, kIdle, kHead, kBody, kDone, kTunnel };
+
+  void on_connected(uring::StreamSocket& s, int err) override;
+  void on_data(uring::StreamSocket& s, const uring::IoBuf& buf) override;
+  void on_eof(uring::StreamSocket& s) override;
+  void on_error(uring::StreamSocket& s, int err) override;
+  void on_sent(uring::StreamSocket& s) override;
+  void on_released(uring::StreamSocket& s) override;
+
+  void process();
+  void fail(HttpError e, int err);
+  void release_head_storage();
+
+  uring::EventLoop& loop_;
+  SlabPool<HeaderBlock>& header_pool_;
+  SlabPool<HttpConnection>& home_;
+  std::shared_ptr<EndpointState> endpoint_;
+  Pool* pool_;
+  HttpConnectionUser* user_ = nullptr;
+  uring::StreamSocket sock_;
+  uring::IoQueue in_;
+  Phase phase_ = Phase::kConnecting;
+  proto::h1::Method method_ = proto::h1::Method::kGet;
+  HeaderBlock* header_block_ = nullptr;
+  std::optional<proto::h1::ResponseParser> parser_;
+  http::HeadBuffer head_buf_;
+  proto::h1::BodyDecoder body_;
+  bool response_started_ = false;
+  bool keep_alive_ = false;
+  bool eof_ = false;
+  bool closing_ = false;
+  bool broken_ = false;  // never reuse
+  uint32_t exchanges_ = 0;
+};
+
+// The idle connections of one endpoint on one worker (LIFO: the most
+// recently used is the most likely still open).
+class Pool {
+ public:
+  Pool(uring::EventLoop& loop) : loop_(loop) {}
+  ~Pool();
+
+  // An idle connection ready for a new exchange, or nullptr.
+  HttpConnection* checkout();
+  // Puts `c` back after a clean exchange (kept if below `max_idle`, closed
+  // otherwise); it is closed after `idle_timeout_ms` unused.
+  void checkin(HttpConnection* c, uint32_t max_idle, uint32_t idle_timeout_ms);
+  // An idle connection saw EOF, data or an error: drop it.
+  void remove(HttpConnection* c);
+  size_t idle() const { return idle_count_; }
+  uint64_t reused() const { return reused_; }
+
+ private:
+  uring::EventLoop& loop_;
+  IntrusiveList<HttpConnection, &HttpConnection::pool_node_> idle_;
+  size_t idle_count_ = 0;
+  uint64_t reused_ = 0;
+};
+
+}  // namespace egw::upstream
