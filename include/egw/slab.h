@@ -27,6 +27,8 @@ class SlabPool {
   ~SlabPool() { EGW_ASSERT(in_use_ == 0); }
 
   // Constructs a T in a free slot; nullptr when the pool is at max_objects.
+  // With no arguments T is default-initialised, not value-initialised: a
+  // buffer type is not zeroed on every allocation.
   template <class... A>
   T* create(A&&... args) {
     if (!free_) {
@@ -36,7 +38,11 @@ class SlabPool {
     Slot* s = free_;
     free_ = s->next;
     ++in_use_;
-    return ::new (static_cast<void*>(s->storage)) T(std::forward<A>(args)...);
+    if constexpr (sizeof...(A) == 0) {
+      return ::new (static_cast<void*>(s->storage)) T;
+    } else {
+      return ::new (static_cast<void*>(s->storage)) T(std::forward<A>(args)...);
+    }
   }
 
   // Destroys `obj` (which must come from this pool) and frees its slot.

@@ -67,7 +67,7 @@ struct ClusterConfig {
   std::vector<EndpointConfig> endpoints;
   HealthCheckConfig health_check;
   // HTTP: idle upstream connections kept per endpoint and worker, and for how long.
-  uint32_t keep_alive_max_idle = 32;
+  uint32_t keep_alive_max_idle = 1024;
   uint32_t keep_alive_timeout_ms = 30000;
   SourceLoc loc;
 };

@@ -146,7 +146,7 @@ constexpr KeySpec kClusterKeys[] = {
      "[\n  { address = \"127.0.0.1:9001\" },\n  { address = \"127.0.0.1:9002\", weight = 3, "
      "maxconn = 100 },\n  { address = \"127.0.0.1:9003\", backup = true },\n]"},
     {"health_check", Kind::kTable, "", "active health checks (off when absent)"},
-    {"keep_alive_max_idle", Kind::kInt, "32",
+    {"keep_alive_max_idle", Kind::kInt, "1024",
      "http: idle upstream connections kept per endpoint and worker"},
     {"keep_alive_timeout_ms", Kind::kInt, "30000",
      "http: how long an idle upstream connection is kept"},

@@ -351,6 +351,14 @@ void Worker::maybe_finish() {
 
 void Worker::log_summary() {
   const auto& c = loop_->counters();
+  std::string by_op;
+  for (size_t i = 0; i < c.sqes.size(); ++i) {
+    if (c.sqes[i] == 0) continue;
+    by_op += fmt::format(" {}={}", uring::to_string(static_cast<uring::Op>(i)), c.sqes[i]);
+  }
+  EGW_LOG(info, "worker {} sqes by op:{}; http: {} requests, {} proxy errors, {} reused upstream",
+          index_, by_op, stats_.http_requests.load(), stats_.http_errors.load(),
+          stats_.upstream_connects.load());
   EGW_LOG(
       info,
       "worker {} done: {} sessions accepted, {} connect failures, {} retries, {} queued, {} "

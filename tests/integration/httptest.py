@@ -219,6 +219,12 @@ class HttpBackend:
             else:
                 conn.sendall(f"HTTP/1.1 {s} X\r\nContent-Length: 3\r\n\r\nabc".encode())
             return True
+        if path.startswith("/reset"):
+            # Close without answering: a reset before any response byte.
+            with self.lock:
+                self.resets = getattr(self, "resets", 0) + 1
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            return False
         if path.startswith("/sleep/"):
             time.sleep(int(parts[2]) / 1000)
         body = b"hello"

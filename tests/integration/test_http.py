@@ -527,3 +527,37 @@ def test_wrk_keep_alive_load_has_no_errors(gateways, backend):
     m = re.search(r"(\d+) requests in", p.stdout)
     assert m and int(m.group(1)) > 100
     assert "Non-2xx" not in p.stdout and "Socket errors" not in p.stdout, p.stdout
+
+
+def test_reset_before_the_response_is_retried_only_for_idempotent_requests(gateways, backend):
+    g = Gateway(http_config([backend], cluster_extra="retries = 2"))
+    gateways.append(g)
+    # GET: the backend resets every attempt; the proxy tries 1 + retries times, then 502.
+    rc, out, err = curl("-o", "/dev/null", "-w", "%{http_code}", url(g, "/reset"))
+    assert out == b"502"
+    assert backend.resets == 3, f"{backend.resets} attempts for an idempotent request"
+    # POST with a body: never replayed.
+    rc, out, err = curl("-o", "/dev/null", "-w", "%{http_code}", "--data-binary", "abc",
+                        url(g, "/reset"))
+    assert out == b"502"
+    assert backend.resets == 4, "a POST was replayed"
+
+
+def test_stale_pooled_connection_is_replaced_transparently(gateways, backend):
+    # The backend closes idle keep-alive connections behind the proxy's back:
+    # the next request must not fail.
+    g = Gateway(http_config([backend]))
+    gateways.append(g)
+    for i in range(5):
+        rc, out, err = curl(url(g, f"/a/{i}"))
+        assert out == b"hello"
+        # Kill the backend's side of every idle connection.
+        with backend.tcp.lock:
+            conns = list(backend.tcp.conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        time.sleep(0.05)
+    assert backend.connections >= 5
