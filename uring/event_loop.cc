@@ -333,8 +333,9 @@ Result<int> EventLoop::enter(unsigned to_submit, bool wait) {
   arg.sigmask_sz = _NSIG / 8;
   if (wait) {
     wait_nr = wait_nr_;
-    // The earlier of the wheel's next deadline and an explicit wake-up.
-    const uint64_t now_ns = clock::cached_ns();
+    // The earlier of the wheel's next deadline and an explicit wake-up,
+    // against a fresh clock (handling a batch may have taken a while).
+    const uint64_t now_ns = clock::now_ns();
     uint64_t deadline_ns = UINT64_MAX;
     const uint64_t next_ms = timers_.next_deadline();
     if (next_ms != TimerWheel::kNever) deadline_ns = next_ms * 1'000'000u;

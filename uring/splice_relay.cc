@@ -69,9 +69,17 @@ void SpliceRelay::arm_pollout(Direction& d) {
   loop_.arm(&d == &dir_[0] ? pollout_b_ : pollout_a_, s);
 }
 
-void SpliceRelay::pump(Direction& d) {
+void SpliceRelay::pump(Direction& d, unsigned revents) {
   // While the receiver is full, POLLIN wake-ups change nothing: wait for POLLOUT.
   if (done_ || closing_ || d.waiting_out || d.waiting_pipe) return;
+  // A non-blocking TCP splice reads everything the socket holds (up to what
+  // the pipe takes), so a short read means the socket is drained: after
+  // passing those bytes on there is no need for an EAGAIN probe (one system
+  // call per message saved; new data wakes the multishot poll again).
+  // The probe is skipped only when the wake-up said nothing of a hang-up: a
+  // FIN that arrived with the data must still be read.
+  const bool may_skip_probe = !(revents & (POLLRDHUP | POLLHUP | POLLERR));
+  bool drained = false;
   for (;;) {
     if (d.in_pipe > 0) {
       const ssize_t n = ::splice(d.pipe->read_end.get(), nullptr, d.out, nullptr, d.in_pipe,
@@ -88,6 +96,10 @@ void SpliceRelay::pump(Direction& d) {
         return;
       }
       finish(n < 0 ? errno : EPIPE);
+      return;
+    }
+    if (drained) {
+      drop_pipe(d);
       return;
     }
     if (d.in_eof) {
@@ -112,6 +124,8 @@ void SpliceRelay::pump(Direction& d) {
                                SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (n > 0) {
       d.in_pipe += static_cast<size_t>(n);
+      // Short of what a pipe holds at least (16 pages): the socket is empty.
+      drained = may_skip_probe && static_cast<size_t>(n) < 65536;
       continue;
     }
     if (n == 0) {
@@ -134,7 +148,7 @@ void SpliceRelay::on_pollin(const io_uring_cqe& cqe, Direction& d, int fd, Compl
     if (cqe.res != -ECANCELED) finish(-cqe.res);
     return;
   }
-  pump(d);
+  pump(d, static_cast<unsigned>(cqe.res));
   if (!(cqe.flags & IORING_CQE_F_MORE) && !done_ && !closing_ && !d.in_eof) arm_pollin(fd, c);
 }
 

@@ -72,7 +72,9 @@ class SpliceRelay final : public Owner, public Relay, private PipeWaiter {
   void on_pollin(const io_uring_cqe& cqe, Direction& d, int fd, Completion& c);
   void arm_pollin(int fd, Completion& c);
   void arm_pollout(Direction& d);
-  void pump(Direction& d);
+  // `revents`: the poll events that woke this direction (all bits when not a
+  // POLLIN wake-up).
+  void pump(Direction& d, unsigned revents = ~0u);
   void drop_pipe(Direction& d);
   void finish(int err);
 

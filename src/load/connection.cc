@@ -1,0 +1,348 @@
+#include "src/load/connection.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "egw/clock.h"
+#include "src/load/client.h"
+
+namespace egw::load {
+namespace {
+
+constexpr proto::h1::Limits kLimits{8192, 32768, 100};
+
+uint64_t to_us(uint64_t ns) {
+  return (ns + 500) / 1000;
+}
+
+uint64_t since(uint64_t from_ns, uint64_t to_ns) {
+  return to_ns > from_ns ? to_us(to_ns - from_ns) : 0;
+}
+
+ErrorKind connect_error_kind(int err) {
+  switch (err) {
+    case ECONNREFUSED:
+      return ErrorKind::kConnectRefused;
+    case ETIMEDOUT:
+      return ErrorKind::kConnectTimeout;
+    default:
+      return ErrorKind::kConnectOther;
+  }
+}
+
+}  // namespace
+
+Connection::Connection(Client& client)
+    : client_(client), parser_(kLimits, std::span<proto::h1::Header>(headers_)) {
+  timer_.set_callback([this] { on_timer(); });
+}
+
+Connection::~Connection() {
+  EGW_ASSERT(sock_ == nullptr);
+}
+
+void Connection::preconnect() {
+  has_request_ = false;
+  setup_connect_ = true;
+  connect();
+}
+
+void Connection::start(uint64_t intended_ns, bool measured) {
+  EGW_ASSERT(!has_request_ && !backing_off_);
+  has_request_ = true;
+  intended_ns_ = intended_ns;
+  measured_ = measured;
+  setup_connect_ = false;
+  if (sock_ && state_ == State::kReady) {
+    send_request();
+  } else if (!sock_) {
+    connect();
+  }
+  // else kConnecting from a set-up connect: the request goes out on connect.
+}
+
+void Connection::connect() {
+  EGW_ASSERT(sock_ == nullptr);
+  sock_ = client_.sockets().create(client_.loop(), *this);
+  state_ = State::kConnecting;
+  connect_start_ns_ = clock::now_ns();
+  auto st = sock_->connect(client_.options().target.address,
+                           static_cast<uint32_t>(client_.options().connect_timeout_ms));
+  if (!st) connect_failed(st.error().code ? st.error().code : EIO);
+}
+
+void Connection::on_connected(uring::StreamSocket& s, int err) {
+  if (&s != sock_) return;
+  if (err != 0) {
+    connect_failed(err);
+    return;
+  }
+  const uint64_t now = clock::cached_ns();
+  if (setup_connect_ || measured_) client_.stats().connect.record(since(connect_start_ns_, now));
+  state_ = State::kReady;
+  sock_->start_recv();
+  if (has_request_) {
+    send_request();
+  } else {
+    make_available(false);
+  }
+}
+
+void Connection::connect_failed(int err) {
+  if (!has_request_) {
+    // A set-up connect: not a request; reported once in the summary.
+    Stats& st = client_.stats();
+    ++st.setup_failures;
+    st.setup_errno = err;
+    drop_socket(true);
+    make_available(false);
+    return;
+  }
+  fail(connect_error_kind(err));
+}
+
+void Connection::send_request() {
+  const std::string_view req = client_.plan().request;
+  state_ = State::kBusy;
+  phase_ = Phase::kHead;
+  parser_.reset();
+  scratch_len_ = 0;
+  first_byte_ns_ = 0;
+  response_bytes_ = 0;
+  sent_ns_ = clock::now_ns();
+  const uring::IoBuf buf{reinterpret_cast<const uint8_t*>(req.data()),
+                         static_cast<uint32_t>(req.size()), uring::BufferRing::kNoBuffer, nullptr};
+  if (!sock_->send(buf)) {
+    fail(ErrorKind::kReset);
+    return;
+  }
+  client_.loop().timers().schedule_after(timer_, client_.options().timeout_ms);
+  if (measured_) {
+    Stats& st = client_.stats();
+    ++st.sent;
+    st.wait.record(since(intended_ns_, sent_ns_));
+  }
+}
+
+void Connection::on_data(uring::StreamSocket& s, const uring::IoBuf& buf) {
+  if (&s != sock_) {
+    uring::StreamSocket::release(buf);
+    return;
+  }
+  if (state_ != State::kBusy) {
+    // Bytes nobody asked for: the connection's framing can no longer be trusted.
+    uring::StreamSocket::release(buf);
+    if (has_request_) {
+      fail(ErrorKind::kBadResponse);
+    } else {
+      drop_socket(true);
+    }
+    return;
+  }
+  if (first_byte_ns_ == 0) first_byte_ns_ = clock::cached_ns();
+  response_bytes_ += buf.len;
+  consume(std::string_view(reinterpret_cast<const char*>(buf.data), buf.len));
+  uring::StreamSocket::release(buf);
+}
+
+void Connection::consume(std::string_view in) {
+  using proto::h1::ParseStatus;
+  const proto::h1::Method method = client_.plan().method;
+  for (;;) {
+    if (phase_ == Phase::kHead) {
+      ParseStatus st;
+      std::string_view rest;
+      if (scratch_len_ == 0) {
+        st = parser_.parse(in, method);
+        if (st == ParseStatus::kIncomplete) {
+          // The parser fails a head longer than max_head_bytes, so what is
+          // incomplete always fits the scratch buffer.
+          if (!scratch_) scratch_ = std::make_unique<char[]>(kLimits.max_head_bytes);
+          if (EGW_BUG(in.size() > kLimits.max_head_bytes, "incomplete head over the limit")) {
+            fail(ErrorKind::kBadResponse);
+            return;
+          }
+          std::memcpy(scratch_.get(), in.data(), in.size());
+          scratch_len_ = static_cast<uint32_t>(in.size());
+          return;
+        }
+        if (st == ParseStatus::kComplete) rest = in.substr(parser_.head_size());
+      } else {
+        const uint32_t old = scratch_len_;
+        const size_t n = std::min<size_t>(in.size(), kLimits.max_head_bytes - old);
+        std::memcpy(scratch_.get() + old, in.data(), n);
+        scratch_len_ += static_cast<uint32_t>(n);
+        st = parser_.parse(std::string_view(scratch_.get(), scratch_len_), method);
+        if (st == ParseStatus::kIncomplete) {
+          if (n < in.size())
+            st = ParseStatus::kError;  // cannot happen: the parser caps heads
+          else
+            return;
+        }
+        if (st == ParseStatus::kComplete) {
+          rest = in.substr(parser_.head_size() - old);
+          scratch_len_ = 0;
+        }
+      }
+      if (st == ParseStatus::kError) {
+        fail(ErrorKind::kBadResponse);
+        return;
+      }
+      const proto::h1::ResponseHead& h = parser_.head();
+      if (h.informational()) {
+        if (h.status == 101) {
+          // A protocol switch nobody asked for ends HTTP on this connection.
+          fail(ErrorKind::kStatus1xx);
+          return;
+        }
+        parser_.reset();  // 100 Continue, 103 Early Hints: the final head follows
+        in = rest;
+        continue;
+      }
+      status_ = h.status;
+      keep_alive_ = h.keep_alive;
+      body_.start(h.body, h.content_length);
+      phase_ = Phase::kBody;
+      in = rest;
+    }
+    for (;;) {
+      const proto::h1::BodyDecoder::Step step = body_.feed(in);
+      switch (step.kind) {
+        case proto::h1::BodyDecoder::Step::kData:
+        case proto::h1::BodyDecoder::Step::kTrailer:
+          in.remove_prefix(step.consumed);
+          continue;
+        case proto::h1::BodyDecoder::Step::kNeedMore:
+          return;
+        case proto::h1::BodyDecoder::Step::kDone:
+          in.remove_prefix(step.consumed);
+          if (!in.empty()) {
+            // More than one response to one request.
+            fail(ErrorKind::kBadResponse);
+            return;
+          }
+          finish();
+          return;
+        case proto::h1::BodyDecoder::Step::kError:
+          fail(ErrorKind::kBadResponse);
+          return;
+      }
+    }
+  }
+}
+
+void Connection::finish() {
+  const uint64_t now = clock::cached_ns();
+  client_.loop().timers().cancel(timer_);
+  if (measured_) {
+    Stats& st = client_.stats();
+    ++st.requests;
+    st.total.record(since(intended_ns_, now));
+    st.ttfb.record(since(sent_ns_, first_byte_ns_ ? first_byte_ns_ : now));
+    st.bytes_received += response_bytes_;
+    const unsigned cls = std::min(5u, static_cast<unsigned>(status_ / 100));
+    ++st.status_classes[cls];
+    if (cls == 3) st.count_error(ErrorKind::kStatus3xx);
+    if (cls == 4) st.count_error(ErrorKind::kStatus4xx);
+    if (cls == 5) st.count_error(ErrorKind::kStatus5xx);
+    st.last_completion_ns = std::max(st.last_completion_ns, now);
+  }
+  has_request_ = false;
+  client_.request_ended();
+  if (keep_alive_ && !client_.options().new_connection_per_request) {
+    state_ = State::kReady;
+  } else {
+    drop_socket(true);
+  }
+  make_available(false);
+}
+
+void Connection::fail(ErrorKind kind) {
+  client_.loop().timers().cancel(timer_);
+  const bool connect_error = kind == ErrorKind::kConnectRefused ||
+                             kind == ErrorKind::kConnectTimeout || kind == ErrorKind::kConnectOther;
+  drop_socket(true);
+  if (has_request_) {
+    if (measured_) client_.stats().count_error(kind);
+    has_request_ = false;
+    client_.request_ended();
+  }
+  make_available(connect_error);
+}
+
+void Connection::abandon(ErrorKind kind) {
+  if (backing_off_) {
+    client_.loop().timers().cancel(timer_);
+    backing_off_ = false;
+  }
+  if (has_request_) fail(kind);
+}
+
+void Connection::on_eof(uring::StreamSocket& s) {
+  if (&s != sock_) return;
+  if (has_request_ && state_ == State::kBusy && phase_ == Phase::kBody && body_.end_of_input()) {
+    finish();  // a body delimited by the end of the connection
+    return;
+  }
+  if (has_request_) {
+    fail(ErrorKind::kClosed);
+  } else {
+    drop_socket(true);  // an idle keep-alive connection the server closed
+  }
+}
+
+void Connection::on_error(uring::StreamSocket& s, int) {
+  if (&s != sock_) return;
+  if (has_request_) {
+    fail(ErrorKind::kReset);
+  } else {
+    drop_socket(true);
+  }
+}
+
+void Connection::on_released(uring::StreamSocket& s) {
+  EGW_ASSERT(&s != sock_);
+  client_.sockets().destroy(&s);
+}
+
+void Connection::drop_socket(bool reset) {
+  if (!sock_) return;
+  uring::StreamSocket* s = sock_;
+  sock_ = nullptr;
+  state_ = State::kDisconnected;
+  if (reset) {
+    s->abort();
+  } else {
+    s->close();
+  }
+}
+
+void Connection::close() {
+  EGW_ASSERT(!has_request_);
+  if (backing_off_) {
+    client_.loop().timers().cancel(timer_);
+    backing_off_ = false;
+  }
+  drop_socket(false);
+}
+
+void Connection::backoff(uint64_t ms) {
+  backing_off_ = true;
+  client_.loop().timers().schedule_after(timer_, ms);
+}
+
+void Connection::make_available(bool connect_failed) {
+  idle_since_ns_ = clock::now_ns();
+  client_.on_available(*this, connect_failed);
+}
+
+void Connection::on_timer() {
+  if (backing_off_) {
+    backing_off_ = false;
+    make_available(false);
+    return;
+  }
+  if (has_request_) fail(ErrorKind::kTimeout);
+}
+
+}  // namespace egw::load
