@@ -104,7 +104,7 @@ def start_egw(config_text, cpu, workdir):
     path = os.path.join(workdir, "egw.toml")
     with open(path, "w") as f:
         f.write(config_text)
-    proc = Proc([EGW, "-c", path, "--workers", "1", "--log-level", "warn"], cpu=cpu)
+    proc = Proc([EGW, "-c", path, "--workers", "1", "--log-level", "info"], cpu=cpu)
     return proc
 
 

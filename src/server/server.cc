@@ -65,7 +65,7 @@ int Server::run() {
   // inherit the blocked mask and never see them.
   sigset_t mask;
   sigemptyset(&mask);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT})
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1})
     sigaddset(&mask, sig);
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
@@ -103,6 +103,13 @@ int Server::run() {
       switch (si.ssi_signo) {
         case SIGHUP:
           if (!draining) reload();
+          break;
+        case SIGUSR1:
+          // Each worker logs its counters (sessions, errors, engine SQEs/CQEs/enters).
+          for (auto& w : workers_) {
+            Worker* raw = w.get();
+            raw->post([raw] { raw->log_stats(); });
+          }
           break;
         case SIGTERM:
         case SIGINT:

@@ -66,7 +66,7 @@ void Worker::run(RuntimePtr rt) {
     (void)loop_->run_once(false);
   finished_ = true;
   mailbox_ = nullptr;
-  log_summary();
+  log_stats();
   listeners_.clear();
   http_pools_.clear();
   for (int i = 0; i < 1000 && loop_->live_owners() > 0; ++i)
@@ -349,7 +349,7 @@ void Worker::maybe_finish() {
   loop_->stop();
 }
 
-void Worker::log_summary() {
+void Worker::log_stats() {
   const auto& c = loop_->counters();
   std::string by_op;
   for (size_t i = 0; i < c.sqes.size(); ++i) {

@@ -101,6 +101,8 @@ class Worker {
   // A slot on one of `c`'s endpoints freed on another worker and this one
   // has sessions waiting.
   void kick(const upstream::Cluster* c);
+  // Logs this worker's counters (SIGUSR1, and at exit).
+  void log_stats();
 
   // -- for sessions (worker thread) -----------------------------------------------
   uring::EventLoop& loop() { return *loop_; }
@@ -136,7 +138,6 @@ class Worker {
   void pause_accepting(bool pause);
   void release_snapshots();
   void maybe_finish();
-  void log_summary();
 
   Server& server_;
   const unsigned index_;

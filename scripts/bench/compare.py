@@ -1,0 +1,397 @@
+#!/usr/bin/env python3
+"""ExpressGateway, HAProxy 2.6 and nginx 1.22 side by side, with one command.
+
+Starts an nginx origin (one worker, --client-cpu) and the three proxies (one
+worker/thread each, all pinned to --proxy-cpu), then for each scenario and
+target, in interleaved rounds:
+  - throughput, closed loop: wrk (requests/s, MB/s);
+  - latency, open loop: expressgateway-load at a fixed rate (p50/p99/p99.9,
+    coordinated omission corrected), with its HdrHistogram output for a plot;
+  - proxy CPU per request (scheduler accounting of every proxy thread);
+  - proxy system calls per request (perf stat -e raw_syscalls:sys_enter);
+  - for ExpressGateway, the engine's SQEs, CQEs and io_uring_enter calls per
+    request (SIGUSR1 counter dumps before and after).
+It checks that every proxy really served the load (no errors, no non-2xx)
+before reporting, and writes a Markdown report plus one PNG latency plot per
+scenario (gnuplot) into --out.
+
+  scripts/bench/compare.py [--rounds 3] [--seconds 5] [--rate 10000]
+                           [--scenarios small,64k,1m,newconn,l4] [--out DIR]
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import (BUILD, EGW, Proc, children, free_port, md_table, start_egw, start_haproxy,
+                    start_nginx, tree_cpu_ns, wait_port)
+
+LOADGEN = os.path.join(BUILD, "expressgateway-load")
+
+SCENARIOS = {
+    # name: (path, wrk connections, open-loop rate factor, extra wrk header, l4)
+    "small": ("/small", 64, 1.0, None, False),
+    "64k": ("/64k", 64, 0.05, None, False),
+    "1m": ("/1m", 16, 0.005, None, False),
+    "newconn": ("/small", 64, 0.25, "Connection: close", False),
+    "l4": ("/small", 64, 1.0, None, True),
+}
+
+
+def origin_conf(port, root, wd):
+    return f"""
+worker_processes 1;
+error_log {wd}/origin-error.log error;
+pid {wd}/origin.pid;
+events {{ worker_connections 20000; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  sendfile on;
+  server {{
+    listen 127.0.0.1:{port} backlog=4096 reuseport;
+    root {root};
+    location = /small {{ return 200 "{'x' * 100}"; }}
+  }}
+}}
+"""
+
+
+def egw_conf(http_port, l4_port, origin):
+    return f"""
+[global]
+workers = 1
+log_level = "info"
+[[listener]]
+name = "web"
+bind = "127.0.0.1:{http_port}"
+protocol = "http"
+cluster = "origin"
+x_forwarded_for = "off"
+x_forwarded_proto = false
+via = false
+[[listener]]
+name = "l4"
+bind = "127.0.0.1:{l4_port}"
+protocol = "tcp"
+cluster = "origin"
+[[cluster]]
+name = "origin"
+keep_alive_max_idle = 4096
+endpoints = [ {{ address = "127.0.0.1:{origin}" }} ]
+"""
+
+
+def haproxy_conf(http_port, l4_port, origin):
+    return f"""
+global
+  nbthread 1
+  maxconn 9000
+  maxpipes 100
+defaults
+  timeout connect 2s
+  timeout client 60s
+  timeout server 60s
+frontend web
+  mode http
+  option http-keep-alive
+  bind 127.0.0.1:{http_port}
+  default_backend origin_http
+backend origin_http
+  mode http
+  http-reuse always
+  server s1 127.0.0.1:{origin}
+frontend l4
+  mode tcp
+  option splice-auto
+  bind 127.0.0.1:{l4_port}
+  default_backend origin_tcp
+backend origin_tcp
+  mode tcp
+  server s1 127.0.0.1:{origin}
+"""
+
+
+def nginx_proxy_conf(http_port, l4_port, origin, wd):
+    return f"""
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+worker_processes 1;
+error_log {wd}/nginx-error.log error;
+pid {wd}/nginx.pid;
+events {{ worker_connections 9000; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  upstream origin {{ server 127.0.0.1:{origin}; keepalive 1024; }}
+  server {{
+    listen 127.0.0.1:{http_port} backlog=4096;
+    location / {{
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }}
+  }}
+}}
+stream {{
+  server {{ listen 127.0.0.1:{l4_port}; proxy_pass 127.0.0.1:{origin}; }}
+}}
+"""
+
+
+class Target:
+    def __init__(self, name, http_port, l4_port, proc=None, worker_pid=None):
+        self.name = name
+        self.http_port = http_port
+        self.l4_port = l4_port
+        self.proc = proc
+        self.worker_pid = worker_pid  # the process that does the proxying
+
+
+def perf_available():
+    try:
+        p = subprocess.run(["perf", "stat", "-e", "raw_syscalls:sys_enter", "true"],
+                           capture_output=True, text=True, timeout=10)
+        return "sys_enter" in p.stderr and "not supported" not in p.stderr
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def egw_counters(t):
+    """Asks the gateway to log its counters (SIGUSR1) and returns the sums
+    (enters, sqes, cqes, http requests) from the newest dump."""
+    before = t.proc.output().count("sqes by op")
+    os.kill(t.proc.pid, signal.SIGUSR1)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and t.proc.output().count("sqes by op") <= before:
+        time.sleep(0.02)
+    out = t.proc.output()
+    stats = re.findall(r"engine: (\d+) enters, (\d+) sqes, (\d+) cqes", out)[-1]
+    reqs = re.findall(r"http: (\d+) requests", out)[-1]
+    return {"enters": int(stats[0]), "sqes": int(stats[1]), "cqes": int(stats[2]),
+            "requests": int(reqs)}
+
+
+def run_wrk(args, url, conns, header):
+    cmd = ["taskset", "-c", str(args.client_cpu), "wrk", "-t1", f"-c{conns}",
+           f"-d{args.seconds}s", "--latency"]
+    if header:
+        cmd += ["-H", header]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True,
+                         timeout=args.seconds + 60).stdout
+    n = int(re.search(r"(\d+) requests in", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    tr = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
+    mbs = float(tr.group(1)) * {"B": 1e-6, "KB": 1e-3, "MB": 1, "GB": 1e3}[tr.group(2)]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    failures = (int(bad.group(1)) if bad else 0) + (sum(int(x) for x in errs.groups()) if errs else 0)
+    return n, rps, mbs, failures
+
+
+def run_loadgen(args, url, rate, conns, header, hdr_path):
+    cmd = ["taskset", "-c", str(args.client_cpu), LOADGEN, "--url", url, "--rate", str(int(rate)),
+           "--duration", f"{args.seconds}s", "--warmup", "1s", "-c", str(conns), "-q",
+           "--json", hdr_path + ".json", "--hdr", hdr_path]
+    if header:
+        cmd += ["--new-connection-per-request"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds + 60)
+    with open(hdr_path + ".json") as f:
+        j = json.load(f)
+    return j
+
+
+def measure(args, target, scen, rate, outdir, round_no, perf):
+    path, conns, _, header, l4 = SCENARIOS[scen]
+    port = target.l4_port if l4 else target.http_port
+    url = f"http://127.0.0.1:{port}{path}"
+    pid = target.worker_pid
+    # Throughput and CPU, with nothing attached to the proxy.
+    cpu0 = tree_cpu_ns(pid) if pid else 0
+    eg0 = egw_counters(target) if target.name == "ExpressGateway" else None
+    n, rps, mbs, failures = run_wrk(args, url, conns, header)
+    cpu1 = tree_cpu_ns(pid) if pid else 0
+    eg = None
+    if eg0:
+        eg1 = egw_counters(target)
+        d = max(eg1["requests"] - eg0["requests"] if not l4 else n, 1)
+        eg = {k: (eg1[k] - eg0[k]) / d for k in ("enters", "sqes", "cqes")}
+    # System calls in a separate, shorter run: tracing every system call
+    # slows a proxy in proportion to how many it makes.
+    syscalls = None
+    if perf and pid:
+        perf_proc = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p",
+                                      str(pid)], stderr=subprocess.PIPE, text=True)
+        time.sleep(0.2)
+        short = argparse.Namespace(**vars(args))
+        short.seconds = 2
+        pn, _, _, pf = run_wrk(short, url, conns, header)
+        perf_proc.send_signal(signal.SIGINT)
+        err = perf_proc.communicate(timeout=20)[1]
+        m = re.search(r"^(\d+),,raw_syscalls:sys_enter", err, re.M)
+        syscalls = int(m.group(1)) / pn if m and pn else None
+        failures += pf
+    hdr = os.path.join(outdir, f"{scen}-{target.name.replace(' ', '_')}-r{round_no}.hdr")
+    lat = run_loadgen(args, url, rate, conns, header, hdr)
+    return {
+        "n": n, "rps": rps, "mbs": mbs, "failures": failures,
+        "cpu_us": (cpu1 - cpu0) / 1e3 / n if pid else None,
+        "syscalls": syscalls, "engine": eg, "hdr": hdr,
+        "lat": lat["latency_us"], "lat_errors": lat["errors"], "lat_requests": lat["requests"],
+        "achieved": lat["achieved_rate"],
+    }
+
+
+def plot(scen, results, outdir, rate):
+    if not shutil.which("gnuplot"):
+        return None
+    png = os.path.join(outdir, f"latency-{scen}.png")
+    lines = []
+    for name, runs in results.items():
+        hdr = runs[len(runs) // 2]["hdr"]
+        data = hdr + ".dat"
+        with open(hdr) as f, open(data, "w") as o:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 4 and not line.startswith("#") and parts[0][0].isdigit():
+                    o.write(f"{parts[3]} {parts[0]}\n")
+        lines.append(f"'{data}' using 1:2 with lines lw 2 title '{name}'")
+    script = f"""
+set terminal png size 900,560
+set output '{png}'
+set title '{scen}: latency by percentile, open loop at {int(rate)} req/s'
+set logscale x
+set xlabel 'percentile'
+set ylabel 'latency (ms)'
+set xtics ("50%%" 2, "90%%" 10, "99%%" 100, "99.9%%" 1000, "99.99%%" 10000, "99.999%%" 100000)
+set grid
+set key top left
+plot {", ".join(lines)}
+"""
+    subprocess.run(["gnuplot"], input=script, text=True, capture_output=True, timeout=60)
+    return png
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--rate", type=float, default=10000,
+                    help="open-loop rate for the small scenario (others scale it down)")
+    ap.add_argument("--scenarios", default="small,64k,1m,newconn,l4")
+    ap.add_argument("--proxy-cpu", type=int, default=1)
+    ap.add_argument("--client-cpu", type=int, default=0)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    outdir = args.out or os.path.join("bench-out", time.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(outdir, exist_ok=True)
+    wd = tempfile.mkdtemp(prefix="egw-bench-")
+    root = os.path.join(wd, "root")
+    os.makedirs(root)
+    with open(os.path.join(root, "64k"), "wb") as f:
+        f.write(os.urandom(64 * 1024))
+    with open(os.path.join(root, "1m"), "wb") as f:
+        f.write(os.urandom(1 << 20))
+    origin_port = free_port()
+    procs = []
+    try:
+        origin = start_nginx(origin_conf(origin_port, root, wd), args.client_cpu, wd)
+        procs.append(origin)
+        wait_port(origin_port)
+        targets = [Target("direct", origin_port, origin_port)]
+        hp, lp = free_port(), free_port()
+        e = start_egw(egw_conf(hp, lp, origin_port), args.proxy_cpu, wd)
+        procs.append(e)
+        wait_port(hp)
+        targets.append(Target("ExpressGateway", hp, lp, e, e.pid))
+        hp, lp = free_port(), free_port()
+        h = start_haproxy(haproxy_conf(hp, lp, origin_port), args.proxy_cpu, wd)
+        procs.append(h)
+        wait_port(hp)
+        targets.append(Target("HAProxy", hp, lp, h, h.pid))
+        hp, lp = free_port(), free_port()
+        n = start_nginx(nginx_proxy_conf(hp, lp, origin_port, wd), args.proxy_cpu, wd)
+        procs.append(n)
+        wait_port(hp)
+        time.sleep(0.5)
+        workers = children(n.pid)
+        targets.append(Target("nginx", hp, lp, n, workers[0] if workers else n.pid))
+        perf = perf_available()
+        report = [f"# Side by side ({time.strftime('%Y-%m-%d %H:%M')}): one proxy worker on CPU "
+                  f"{args.proxy_cpu}; wrk, expressgateway-load and the nginx origin on CPU "
+                  f"{args.client_cpu}; {args.rounds} interleaved rounds of {args.seconds} s, "
+                  f"medians.\n",
+                  f"Command: `scripts/bench/compare.py --rounds {args.rounds} --seconds "
+                  f"{args.seconds} --rate {int(args.rate)} --scenarios {args.scenarios}`\n"]
+        if not perf:
+            report.append("(perf cannot count raw_syscalls here: the syscall column is empty.)\n")
+        for scen in args.scenarios.split(","):
+            path, conns, rate_factor, header, l4 = SCENARIOS[scen]
+            rate = args.rate * rate_factor
+            active = [t for t in targets if not (l4 and t.name == "nginx" and False)]
+            results = {t.name: [] for t in active}
+            for r in range(args.rounds):
+                for t in active:
+                    results[t.name].append(measure(args, t, scen, rate, outdir, r, perf))
+            # Every target must have served the load.
+            for name, runs in results.items():
+                for run in runs:
+                    if run["failures"] or run["lat_errors"]:
+                        raise SystemExit(f"{scen}/{name}: {run['failures']} wrk failures, "
+                                         f"{run['lat_errors']} load generator errors: not reporting")
+            med = lambda name, key: statistics.median(x[key] for x in results[name])
+            direct = med("direct", "rps")
+            hap = med("HAProxy", "rps")
+            rows = []
+            for name in results:
+                rps = med(name, "rps")
+                runs = results[name]
+                lat = lambda k: statistics.median(x["lat"][k] for x in runs) / 1000
+                cpu = med(name, "cpu_us") if runs[0]["cpu_us"] is not None else None
+                sc = [x["syscalls"] for x in runs if x["syscalls"] is not None]
+                eng = [x["engine"] for x in runs if x["engine"]]
+                rows.append([
+                    name, f"{rps:.0f}", f"{med(name, 'mbs'):.0f}", f"{rps / direct:.2f}",
+                    f"{rps / hap:.2f}", f"{lat('p50'):.3f}", f"{lat('p99'):.3f}",
+                    f"{lat('p999'):.3f}", f"{cpu:.1f}" if cpu is not None else "-",
+                    f"{statistics.median(sc):.2f}" if sc else "-",
+                    ("{:.2f} / {:.2f} / {:.2f}".format(
+                        statistics.median(e["sqes"] for e in eng),
+                        statistics.median(e["cqes"] for e in eng),
+                        statistics.median(e["enters"] for e in eng)) if eng else "-"),
+                ])
+            png = plot(scen, results, outdir, rate)
+            title = {"small": "HTTP/1.1 keep-alive, 100-byte responses",
+                     "64k": "HTTP/1.1 keep-alive, 64 KiB responses",
+                     "1m": "HTTP/1.1 keep-alive, 1 MiB responses",
+                     "newconn": "HTTP/1.1, a new connection per request",
+                     "l4": "L4 TCP proxying of HTTP/1.1 keep-alive, 100-byte responses"}[scen]
+            report.append(f"## {title} (wrk -c{conns}; latency: open loop at {int(rate)} req/s, "
+                          f"c{conns})\n")
+            report.append(md_table(["target", "req/s", "MB/s", "x direct", "x HAProxy", "p50 ms",
+                                    "p99 ms", "p99.9 ms", "proxy CPU us/req", "syscalls/req",
+                                    "engine SQE/CQE/enter per req"], rows))
+            if png:
+                report.append(f"\n![{scen}]({os.path.basename(png)})\n")
+            report.append("")
+        text = "\n".join(report)
+        with open(os.path.join(outdir, "report.md"), "w") as f:
+            f.write(text)
+        print(text)
+        print(f"\n(written to {outdir}/report.md)")
+    finally:
+        for p in procs:
+            p.stop()
+        shutil.rmtree(wd, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
