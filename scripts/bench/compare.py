@@ -382,6 +382,25 @@ def main():
             if png:
                 report.append(f"\n![{scen}]({os.path.basename(png)})\n")
             report.append("")
+        # The gateway's own view: latency by phase over the whole run.
+        egw = next(t for t in targets if t.name == "ExpressGateway")
+        before = egw.proc.output().count("latency by phase")
+        os.kill(egw.proc.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and egw.proc.output().count("latency by phase") <= before:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        rows = []
+        for m in re.finditer(r"latency (listener|cluster) (\S+) (\S+): n=(\d+) p50=(\d+)us "
+                             r"p99=(\d+)us p99\.9=(\d+)us max=(\d+)us",
+                             egw.proc.output()[egw.proc.output().rfind("latency by phase"):]):
+            rows.append([f"{m.group(1)} {m.group(2)}", m.group(3), m.group(4)] +
+                        [f"{int(m.group(i)) / 1000:.3f}" for i in range(5, 9)])
+        if rows:
+            report.append("## Inside ExpressGateway: latency by phase over the whole run (ms)\n")
+            report.append(md_table(["where", "phase", "samples", "p50", "p99", "p99.9", "max"],
+                                   rows))
+            report.append("")
         text = "\n".join(report)
         with open(os.path.join(outdir, "report.md"), "w") as f:
             f.write(text)

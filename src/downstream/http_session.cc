@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "egw/clock.h"
 #include "egw/log.h"
 #include "proto/h1/encoder.h"
 #include "src/route/path.h"
@@ -102,8 +103,15 @@ HttpSession::~HttpSession() {
   EGW_ASSERT(up_ == nullptr);
 }
 
+void HttpSession::record(stats::Phase p, uint64_t from_ns, bool listener, bool cluster) {
+  const uint64_t now = clock::cached_ns();
+  if (listener) snap_.listener_latency[listener_index()]->record(p, from_ns, now);
+  if (cluster && cluster_) cluster_->latency->record(p, from_ns, now);
+}
+
 void HttpSession::start() {
   last_activity_ms_ = worker_.loop().now_ms();
+  head_start_ns_ = clock::cached_ns();
   client_.start_recv();
   // The first request must arrive within the request timeout.
   arm_timer(listener_.http.request_timeout_ms);
@@ -157,6 +165,7 @@ void HttpSession::parse_head() {
   if (in_.empty()) return;
   const config::HttpConfig& http = listener_.http;
   if (state_ == State::kIdle) {
+    if (!first_request_) head_start_ns_ = clock::cached_ns();  // the first counts from accept
     state_ = State::kHead;
     head_deadline_ms_ = worker_.loop().now_ms() + http.request_timeout_ms;
     arm_timer(http.request_timeout_ms);
@@ -199,6 +208,8 @@ void HttpSession::begin_exchange() {
   const h1::RequestHead& head = parser_->head();
   const config::HttpConfig& http = listener_.http;
   worker_.stats().http_requests.fetch_add(1, std::memory_order_relaxed);
+  record(stats::Phase::kAcceptToHeaders, head_start_ns_, true, false);
+  headers_ns_ = clock::cached_ns();
   ++requests_;
   first_request_ = false;
   method_ = head.method;
@@ -312,6 +323,7 @@ void HttpSession::pick() {
         return;
       }
       state_ = State::kQueued;
+      queued_ns_ = clock::cached_ns();
       cluster_->queue.push_back(*this);
       ++cluster_->queued;
       cluster_->cluster.waiting(worker_.index()).fetch_add(1, std::memory_order_relaxed);
@@ -338,6 +350,7 @@ void HttpSession::dequeued() {
     cluster_->cluster.waiting(worker_.index()).fetch_add(1, std::memory_order_relaxed);
     return;
   }
+  record(stats::Phase::kQueueWait, queued_ns_, true, true);
   if (p.outcome == upstream::Picker::Outcome::kNoneUp) {
     send_error(503, !req_done_);
     return;
@@ -357,6 +370,7 @@ void HttpSession::connect_to(int endpoint) {
     start_upstream_exchange();
     return;
   }
+  connect_ns_ = clock::cached_ns();
   up_ = worker_.new_http_connection(ep_ptr, &pool);
   if (!up_) {
     release_slot();
@@ -379,6 +393,7 @@ void HttpSession::on_upstream_connected(upstream::HttpConnection& c, int err) {
   auto& ep = c.endpoint();
   if (err == 0) {
     ep.connect_succeeded();
+    record(stats::Phase::kConnect, connect_ns_, false, true);
     start_upstream_exchange();
     return;
   }
@@ -600,6 +615,7 @@ void HttpSession::on_response_head(upstream::HttpConnection& c, const h1::Respon
   if (informational) return;
   resp_started_ = true;
   count_status(h.status);
+  record(stats::Phase::kTimeToFirstByte, headers_ns_, true, true);
   loop.release(encoded_head_);  // no retry once a response is under way
   encoded_head_ = IoBuf{};
   if (h.status == 101 || (method_ == h1::Method::kConnect && h.status >= 200 && h.status < 300)) {
@@ -653,6 +669,7 @@ void HttpSession::on_response_end(upstream::HttpConnection& c) {
   }
   trailers_sent_ = false;
   resp_done_ = true;
+  record(stats::Phase::kTotal, head_start_ns_, true, true);
   // A response that ends before the request body did: the rest of that body
   // was never read, so this connection cannot carry another request.
   if (!req_done_) close_after_ = true;
@@ -749,6 +766,7 @@ void HttpSession::send_local(uint16_t status, const config::RouteConfig* route) 
     send_client_static(rc.body);
   }
   resp_started_ = resp_done_ = true;
+  record(stats::Phase::kTotal, head_start_ns_, true, false);
   if (!req_done_ && !close_after_) {
     discard_request_body();
     return;

@@ -25,6 +25,7 @@
 #include "src/downstream/session.h"
 #include "src/http/head_buffer.h"
 #include "src/http/message.h"
+#include "src/stats/latency.h"
 #include "src/upstream/http_connection.h"
 #include "uring/io_queue.h"
 #include "uring/stream_socket.h"
@@ -156,6 +157,12 @@ class HttpSession final : public Session,
   uint64_t last_activity_ms_ = 0;
   uint64_t head_deadline_ms_ = 0;
   uint32_t requests_ = 0;
+  // Phase timestamps (ns, the loop's clock) for the latency histograms.
+  uint64_t head_start_ns_ = 0;
+  uint64_t headers_ns_ = 0;
+  uint64_t queued_ns_ = 0;
+  uint64_t connect_ns_ = 0;
+  void record(stats::Phase p, uint64_t from_ns, bool listener, bool cluster);
   bool client_live_ = true;
 };
 

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "egw/clock.h"
 #include "egw/log.h"
 #include "src/server/worker.h"
 #include "uring/copy_relay.h"
@@ -49,6 +50,7 @@ void TcpSession::pick() {
         return;
       }
       state_ = State::kQueued;
+      queued_ns_ = clock::cached_ns();
       cluster_.queue.push_back(*this);
       ++cluster_.queued;
       cluster_.cluster.waiting(worker_.index()).fetch_add(1, std::memory_order_relaxed);
@@ -79,6 +81,7 @@ void TcpSession::dequeued() {
     return;
   }
   worker_.loop().timers().cancel(timer_);
+  cluster_.latency->record(stats::Phase::kQueueWait, queued_ns_, clock::cached_ns());
   if (p.outcome == upstream::Picker::Outcome::kNoneUp) {
     worker_.stats().refused_no_endpoint.fetch_add(1, std::memory_order_relaxed);
     fail("no endpoint up");
@@ -94,6 +97,7 @@ void TcpSession::connect() {
   auto& ep = cluster_.cluster.endpoint(static_cast<size_t>(endpoint_));
   ep.sessions.fetch_add(1, std::memory_order_relaxed);
   connector_live_ = true;
+  connect_ns_ = clock::cached_ns();
   if (auto st = connector_.connect(ep.address(), cluster_.cluster.config().connect_timeout_ms);
       !st) {
     // No socket at all (descriptor limit): not the endpoint's fault.
@@ -108,6 +112,7 @@ void TcpSession::on_connect_done(uring::Connector& c, int err) {
   if (state_ != State::kConnecting) return;
   if (err == 0) {
     ep.connect_succeeded();
+    cluster_.latency->record(stats::Phase::kConnect, connect_ns_, clock::cached_ns());
     UniqueFd upstream = c.take_fd();
     std::unique_ptr<uring::Relay> relay;
     uring::RelayHandler& handler = *this;

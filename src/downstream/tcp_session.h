@@ -87,6 +87,8 @@ class TcpSession final : public Session,
   uring::Timer timer_;
   State state_ = State::kPicking;
   bool connector_live_ = false;
+  uint64_t queued_ns_ = 0;
+  uint64_t connect_ns_ = 0;
   bool relay_live_ = false;
 };
 

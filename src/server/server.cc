@@ -9,6 +9,9 @@
 #include <cstdio>
 
 #include "src/server/worker.h"
+
+#include <mutex>
+#include <thread>
 #include "uring/probe.h"
 
 namespace egw::server {
@@ -105,11 +108,7 @@ int Server::run() {
           if (!draining) reload();
           break;
         case SIGUSR1:
-          // Each worker logs its counters (sessions, errors, engine SQEs/CQEs/enters).
-          for (auto& w : workers_) {
-            Worker* raw = w.get();
-            raw->post([raw] { raw->log_stats(); });
-          }
+          log_stats();
           break;
         case SIGTERM:
         case SIGINT:
@@ -138,6 +137,35 @@ int Server::run() {
     w->join();
   EGW_LOG(info, "stopped");
   return kExitOk;
+}
+
+void Server::log_stats() {
+  std::map<std::string, stats::PhaseLatency> listeners, clusters;
+  std::mutex mu;
+  std::atomic<unsigned> done{0};
+  unsigned posted = 0;
+  for (auto& w : workers_) {
+    Worker* raw = w.get();
+    const bool ok = raw->post([raw, &listeners, &clusters, &mu, &done] {
+      raw->log_stats();
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        raw->merge_latency(listeners, clusters);
+      }
+      done.fetch_add(1);
+    });
+    if (ok) ++posted;
+  }
+  // The closures reference this frame: wait for every one of them.
+  while (done.load() < posted)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::string out;
+  for (const auto& [name, lat] : listeners)
+    out += lat.summary("latency listener " + name);
+  for (const auto& [name, lat] : clusters)
+    out += lat.summary("latency cluster " + name);
+  if (!out.empty() && out.back() == '\n') out.pop_back();
+  if (!out.empty()) EGW_LOG(info, "latency by phase (all workers):\n{}", out);
 }
 
 void Server::drain(uint32_t grace_ms) {

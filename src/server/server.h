@@ -45,6 +45,9 @@ class Server {
   void reload();
   void drain(uint32_t grace_ms);
   void log_ready() const;
+  // Each worker logs its counters; then the latency histograms of all
+  // workers, merged per listener and per cluster, are logged here.
+  void log_stats();
 
   Options options_;
   unsigned worker_count_ = 1;

@@ -87,10 +87,15 @@ void Worker::apply(RuntimePtr rt) {
   auto snap = std::make_unique<WorkerSnapshot>();
   snap->runtime = std::move(rt);
   for (const auto& c : snap->runtime->clusters) {
+    auto& lat = cluster_latency_[c->name()];
+    if (!lat) lat = std::make_unique<stats::PhaseLatency>();
     snap->clusters.push_back(
-        std::make_unique<WorkerCluster>(*c, index_ * 0x9E3779B97F4A7C15ull + 1));
+        std::make_unique<WorkerCluster>(*c, index_ * 0x9E3779B97F4A7C15ull + 1, lat.get()));
   }
   for (const auto& l : snap->runtime->config->listeners) {
+    auto& lat = listener_latency_[l.name];
+    if (!lat) lat = std::make_unique<stats::PhaseLatency>();
+    snap->listener_latency.push_back(lat.get());
     std::unique_ptr<route::Router> router;
     if (!l.routes.empty()) {
       // The loader already built these routes once to validate them.
@@ -349,6 +354,14 @@ void Worker::maybe_finish() {
   loop_->stop();
 }
 
+void Worker::merge_latency(std::map<std::string, stats::PhaseLatency>& listeners,
+                           std::map<std::string, stats::PhaseLatency>& clusters) {
+  for (const auto& [name, lat] : listener_latency_)
+    listeners[name].merge(*lat);
+  for (const auto& [name, lat] : cluster_latency_)
+    clusters[name].merge(*lat);
+}
+
 void Worker::log_stats() {
   const auto& c = loop_->counters();
   std::string by_op;
@@ -361,7 +374,7 @@ void Worker::log_stats() {
           stats_.upstream_connects.load());
   EGW_LOG(
       info,
-      "worker {} done: {} sessions accepted, {} connect failures, {} retries, {} queued, {} "
+      "worker {} stats: {} sessions accepted, {} connect failures, {} retries, {} queued, {} "
       "queue timeouts, {} refused (no endpoint), {} splice / {} copy relays; engine: {} enters, "
       "{} sqes, {} cqes, {} stale cqes, {} cq overflows",
       index_, stats_.accepted.load(), stats_.connect_failures.load(), stats_.retries.load(),

@@ -19,6 +19,7 @@
 #include "src/downstream/tcp_session.h"
 #include "src/route/router.h"
 #include "src/server/runtime.h"
+#include "src/stats/latency.h"
 #include "src/upstream/cluster.h"
 #include "src/upstream/health_check.h"
 #include "src/upstream/http_connection.h"
@@ -62,9 +63,11 @@ struct WorkerStats {
 // One cluster as one worker serves it on one snapshot: its balancer state
 // and its queue of sessions waiting for a slot.
 struct WorkerCluster {
-  WorkerCluster(upstream::Cluster& c, uint64_t seed) : cluster(c), picker(c, seed) {}
+  WorkerCluster(upstream::Cluster& c, uint64_t seed, stats::PhaseLatency* lat)
+      : cluster(c), picker(c, seed), latency(lat) {}
   upstream::Cluster& cluster;
   upstream::Picker picker;
+  stats::PhaseLatency* latency;  // this worker's histograms for the cluster (by name)
   IntrusiveList<downstream::Session, &downstream::Session::queue_node_> queue;
   uint32_t queued = 0;
 };
@@ -73,6 +76,7 @@ struct WorkerSnapshot {
   RuntimePtr runtime;
   std::vector<std::unique_ptr<WorkerCluster>> clusters;  // parallel to runtime->clusters
   std::vector<std::unique_ptr<route::Router>> routers;   // parallel to config->listeners
+  std::vector<stats::PhaseLatency*> listener_latency;    // parallel to config->listeners
   uint32_t sessions = 0;
 };
 
@@ -103,6 +107,10 @@ class Worker {
   void kick(const upstream::Cluster* c);
   // Logs this worker's counters (SIGUSR1, and at exit).
   void log_stats();
+  // Adds this worker's latency histograms into `listeners` / `clusters` (by
+  // name). Runs on the worker thread; the caller serialises the merging.
+  void merge_latency(std::map<std::string, stats::PhaseLatency>& listeners,
+                     std::map<std::string, stats::PhaseLatency>& clusters);
 
   // -- for sessions (worker thread) -----------------------------------------------
   uring::EventLoop& loop() { return *loop_; }
@@ -155,6 +163,8 @@ class Worker {
   std::unique_ptr<SlabPool<upstream::HeaderBlock>> header_blocks_;
   std::unique_ptr<SlabPool<upstream::HttpConnection>> http_connections_;
   std::map<const upstream::EndpointState*, std::unique_ptr<upstream::Pool>> http_pools_;
+  std::map<std::string, std::unique_ptr<stats::PhaseLatency>> listener_latency_;
+  std::map<std::string, std::unique_ptr<stats::PhaseLatency>> cluster_latency_;
   IntrusiveList<downstream::Session, &downstream::Session::worker_node_> live_;
   std::unique_ptr<WorkerSnapshot> current_;
   std::vector<std::unique_ptr<WorkerSnapshot>> retired_;

@@ -561,3 +561,23 @@ def test_stale_pooled_connection_is_replaced_transparently(gateways, backend):
                 pass
         time.sleep(0.05)
     assert backend.connections >= 5
+
+
+def test_sigusr1_logs_counters_and_latency_by_phase(gateways, backend):
+    import signal as sig
+    g = Gateway(http_config([backend]))
+    gateways.append(g)
+    for i in range(20):
+        rc, out, err = curl(url(g, f"/l/{i}"))
+        assert out == b"hello"
+    g.proc.send_signal(sig.SIGUSR1)
+    wait_until(lambda: "latency cluster app total" in g.log(), 5, what="latency dump")
+    log = g.log()
+    m = re.search(r"latency listener web accept_to_headers: n=(\d+) p50=(\d+)us", log)
+    assert m and int(m.group(1)) == 20
+    m = re.search(r"latency cluster app ttfb: n=(\d+)", log)
+    assert m and int(m.group(1)) == 20
+    m = re.search(r"latency cluster app connect: n=(\d+)", log)
+    assert m and int(m.group(1)) == backend.connections
+    assert re.search(r"worker 0 stats: \d+ sessions accepted", log)
+    assert re.search(r"http: 20 requests", log)
