@@ -1022,6 +1022,14 @@ void HttpSession::abort() {
   close();
 }
 
+void HttpSession::drain() {
+  if (state_ == State::kIdle) {
+    close();
+    return;
+  }
+  close_after_ = true;  // this exchange is the last; its response says so when not yet sent
+}
+
 void HttpSession::close() {
   if (!client_live_ || client_.closing()) return;
   if (state_ == State::kQueued) {

@@ -67,6 +67,7 @@ class HttpSession final : public Session,
   void start();
   void dequeued() override;
   void abort() override;
+  void drain() override;
   State state() const { return state_; }
 
  private:

@@ -14,6 +14,9 @@ class Session {
   virtual void dequeued() = 0;
   // Closes everything now.
   virtual void abort() = 0;
+  // The worker is shutting down: finish what is in flight, take nothing new
+  // (an idle keep-alive connection closes at once).
+  virtual void drain() {}
 
   ListNode queue_node_;   // in WorkerCluster::queue while waiting
   ListNode worker_node_;  // in the worker's list of live sessions

@@ -338,6 +338,7 @@ void Worker::drain(uint32_t grace_ms) {
     });
   }
   checkers_.clear();
+  live_.for_each([](downstream::Session& s) { s.drain(); });
   if (!live_.empty()) {
     EGW_LOG(info, "draining {} sessions (grace period {} ms)", live_.size(), grace_ms);
     loop_->timers().schedule_after(grace_timer_, grace_ms);

@@ -581,3 +581,24 @@ def test_sigusr1_logs_counters_and_latency_by_phase(gateways, backend):
     assert m and int(m.group(1)) == backend.connections
     assert re.search(r"worker 0 stats: \d+ sessions accepted", log)
     assert re.search(r"http: 20 requests", log)
+
+
+def test_drain_closes_idle_keep_alive_and_finishes_requests_in_flight(gateways, backend):
+    import signal as sig
+    g = Gateway(http_config([backend]))
+    gateways.append(g)
+    addr = g.address("web")
+    idle = socket.create_connection(addr, timeout=10)
+    idle.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert Responses(idle).next()[2] == b"hello"
+    busy = socket.create_connection(addr, timeout=10)
+    busy.sendall(b"GET /sleep/800 HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    g.proc.send_signal(sig.SIGTERM)
+    status, hdrs, body = Responses(busy).next()
+    assert status == 200 and body == b"hello"
+    assert hdrs.get("connection") == "close"  # the last response says so
+    assert idle.recv(10) == b""  # the idle keep-alive connection was closed
+    assert g.proc.wait(10) == 0
+    assert time.monotonic() - t0 < 5
