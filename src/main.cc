@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   if (workers) options.workers = workers;
   if (check) {
     auto r = config::load_file(options.config_path);
+    if (r.errors.empty()) r.errors = server::check_tls(*r.config);
     if (!r.errors.empty()) {
       server::print_errors(r.errors);
       return server::kExitInvalidConfig;

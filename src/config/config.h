@@ -33,7 +33,8 @@ struct GlobalConfig {
   uint32_t buffer_size = 16384;
   uint32_t max_pipes = 1024;  // splice pipes per worker (2 fds each)
   uint32_t pipe_size = 1u << 20;
-  uint32_t max_sessions = 100000;  // per worker; past it accepts pause
+  uint32_t max_sessions = 100000;         // per worker; past it accepts pause
+  uint32_t tls_ticket_rotation_s = 3600;  // session-ticket keys are replaced this often
 };
 
 struct HealthCheckConfig {
@@ -44,6 +45,41 @@ struct HealthCheckConfig {
   uint32_t fall = 3;
   std::string path = "/";        // http
   uint32_t expect_status = 200;  // http
+};
+
+// TLS termination on a listener.
+struct TlsListenerConfig {
+  struct Certificate {
+    std::string cert;  // PEM (may hold the chain)
+    std::string key;
+  };
+  std::vector<Certificate> certificates;  // [0] is the default when SNI matches none
+  std::string min_version = "1.2";
+  std::string max_version = "1.3";
+  std::string ciphers;  // empty: safe defaults
+  std::string groups;
+  std::vector<std::string> alpn;  // empty: by protocol (http: "http/1.1")
+  std::string client_ca;          // mTLS: verify client certificates with this CA
+  bool require_client_cert = false;
+  // http: the verified client certificate's subject goes upstream in this
+  // field (a client's own field of that name is always dropped); "" = off.
+  std::string client_subject_header = "X-Client-Subject";
+  uint32_t ticket_lifetime_s = 7200;
+  uint32_t handshake_timeout_ms = 10000;
+  bool ktls = true;  // hand the keys to the kernel after the handshake where it has kTLS
+  SourceLoc loc;
+};
+
+// TLS origination to a cluster's endpoints.
+struct TlsClusterConfig {
+  bool verify = true;
+  std::string ca_file;
+  std::string sni;  // default: none
+  std::vector<std::string> alpn;
+  std::string min_version = "1.2";
+  std::string cert;  // client certificate (mTLS to the endpoints), optional
+  std::string key;
+  SourceLoc loc;
 };
 
 struct EndpointConfig {
@@ -69,6 +105,7 @@ struct ClusterConfig {
   // HTTP: idle upstream connections kept per endpoint and worker, and for how long.
   uint32_t keep_alive_max_idle = 1024;
   uint32_t keep_alive_timeout_ms = 30000;
+  std::optional<TlsClusterConfig> tls;
   SourceLoc loc;
 };
 
@@ -106,6 +143,7 @@ struct RespondConfig {
 
 struct RouteConfig {
   RouteMatchConfig match;
+  bool by_sni = false;                   // the hosts came from `sni` (tcp listeners)
   std::string cluster;                   // forward here...
   std::optional<RespondConfig> respond;  // ...or answer directly
   HeaderRulesConfig request_headers;
@@ -147,7 +185,10 @@ struct ListenerConfig {
   std::string cluster;  // tcp: required; http: the default route's cluster (optional)
   uint32_t client_idle_timeout_ms = 60000;
   HttpConfig http;
-  std::vector<RouteConfig> routes;  // http; a listener cluster becomes a last catch-all route
+  // http: checked in order, the listener's cluster catches the rest;
+  // tcp: routes on the ClientHello's server name (TLS passthrough).
+  std::vector<RouteConfig> routes;
+  std::optional<TlsListenerConfig> tls;
   SourceLoc loc;
 };
 

@@ -13,9 +13,12 @@
 #include "src/route/regex.h"
 #include "src/route/router.h"
 
+#include <unistd.h>
 #include <algorithm>
+
 #include <cctype>
 #include <charconv>
+#include <cstring>
 #include <set>
 #include <span>
 #include <thread>
@@ -52,6 +55,9 @@ constexpr KeySpec kGlobalKeys[] = {
      "splice pipes per worker (2 descriptors each); past it, L4 relays copy"},
     {"pipe_size", Kind::kInt, "1048576", "bytes per splice pipe (capped by fs.pipe-max-size)"},
     {"max_sessions", Kind::kInt, "100000", "sessions per worker; past it, accepts pause"},
+    {"tls_ticket_rotation_s", Kind::kInt, "3600",
+     "TLS session-ticket keys (shared by all workers) are replaced this often; a ticket stays "
+     "valid for one to two periods"},
 };
 
 constexpr KeySpec kListenerKeys[] = {
@@ -65,6 +71,47 @@ constexpr KeySpec kListenerKeys[] = {
      "\"app\""},
     {"client_idle_timeout_ms", Kind::kInt, "60000",
      "close a session after this long without a byte either way"},
+    {"tls", Kind::kTable, "", "TLS termination (keys below)"},
+    {"route", Kind::kArrayOfTables, "",
+     "http: routes (below); tcp: routes on the TLS server name, match = { sni = [...] }"},
+};
+
+constexpr KeySpec kTlsListenerKeys[] = {
+    {"certificates", Kind::kArray, "",
+     "required: [{ cert = \"server.pem\", key = \"server.key\" }, ...]; the first is the "
+     "default when the client's SNI matches no certificate's names",
+     "[{ cert = \"/etc/expressgateway/site.pem\", key = \"/etc/expressgateway/site.key\" }]"},
+    {"min_version", Kind::kString, "\"1.2\"", "1.2 | 1.3"},
+    {"max_version", Kind::kString, "\"1.3\"", "1.2 | 1.3"},
+    {"ciphers", Kind::kString, "\"\"", "cipher list (OpenSSL syntax); empty = safe defaults"},
+    {"groups", Kind::kString, "\"\"", "key exchange groups; empty = X25519:P-256:P-384"},
+    {"alpn", Kind::kStringOrList, "", "protocols offered; default by protocol (http: http/1.1)",
+     "[\"http/1.1\"]"},
+    {"client_ca", Kind::kString, "\"\"", "verify client certificates with this CA (mTLS)"},
+    {"require_client_cert", Kind::kBool, "false", "refuse clients without a valid certificate"},
+    {"client_subject_header", Kind::kString, "\"X-Client-Subject\"",
+     "http with client_ca: the verified client subject goes upstream in this field (a "
+     "client's own is dropped); \"\" = off"},
+    {"ticket_lifetime_s", Kind::kInt, "7200", "session tickets (keys shared by all workers)"},
+    {"handshake_timeout_ms", Kind::kInt, "10000", "a handshake slower than this is closed"},
+    {"ktls", Kind::kBool, "true",
+     "hand the keys to the kernel after the handshake, when it has kTLS"},
+};
+
+constexpr KeySpec kTlsCertKeys[] = {
+    {"cert", Kind::kString, "", "PEM certificate (with its chain)"},
+    {"key", Kind::kString, "", "PEM private key"},
+};
+
+constexpr KeySpec kTlsClusterKeys[] = {
+    {"verify", Kind::kBool, "true", "verify the endpoints' certificates (chain and name)"},
+    {"ca_file", Kind::kString, "\"\"", "CA bundle for verification (required with verify)",
+     "\"/etc/ssl/certs/ca-certificates.crt\""},
+    {"sni", Kind::kString, "\"\"", "server name sent and verified; empty = none"},
+    {"alpn", Kind::kStringOrList, "", "protocols offered", "[\"http/1.1\"]"},
+    {"min_version", Kind::kString, "\"1.2\"", "1.2 | 1.3"},
+    {"cert", Kind::kString, "\"\"", "client certificate for mTLS to the endpoints"},
+    {"key", Kind::kString, "\"\"", "its private key"},
 };
 
 // Listener keys that apply to protocol = "http".
@@ -86,7 +133,6 @@ constexpr KeySpec kHttpListenerKeys[] = {
     {"x_forwarded_proto", Kind::kBool, "true", "http: add X-Forwarded-Proto"},
     {"forwarded", Kind::kBool, "false", "http: add an RFC 7239 Forwarded field"},
     {"via", Kind::kBool, "true", "http: add Via to requests and responses"},
-    {"route", Kind::kArrayOfTables, "", "http: routes, checked in order (see below)"},
 };
 
 constexpr KeySpec kRouteKeys[] = {
@@ -107,6 +153,7 @@ constexpr KeySpec kMatchKeys[] = {
      "{ name = \"x\", present = true } | { name, absent = true } | { name, equals = \"v\" } | "
      "{ name, regex = \"..\" }, or a list of them"},
     {"source", Kind::kStringOrList, "", "client address CIDRs"},
+    {"sni", Kind::kStringOrList, "", "tcp listeners: the TLS ClientHello's server name"},
 };
 
 constexpr KeySpec kHeaderMatchKeys[] = {
@@ -150,6 +197,7 @@ constexpr KeySpec kClusterKeys[] = {
      "http: idle upstream connections kept per endpoint and worker"},
     {"keep_alive_timeout_ms", Kind::kInt, "30000",
      "http: how long an idle upstream connection is kept"},
+    {"tls", Kind::kTable, "", "TLS to the endpoints (keys below)"},
 };
 
 constexpr KeySpec kEndpointKeys[] = {
@@ -418,6 +466,7 @@ void read_global(Context& ctx, const toml::table* t, GlobalConfig& g) {
     ctx.error(r.loc("log_level"),
               "log_level '{}' is not one of trace, debug, info, warn, error, off", level);
   }
+  g.tls_ticket_rotation_s = r.u32("tls_ticket_rotation_s", 1, 7 * 86400);
   g.buffer_count = r.u32("buffer_count", 16, 32768);
   if (g.buffer_count & (g.buffer_count - 1)) {
     ctx.error(r.loc("buffer_count"), "buffer_count must be a power of two, found {}",
@@ -463,6 +512,9 @@ std::string section_name(const toml::table& t, std::string_view kind, size_t ind
   return fmt::format("[[{}]] #{}", kind, index + 1);
 }
 
+void read_tls_cluster(Context& ctx, const toml::table& t, const std::string& where,
+                      TlsClusterConfig& tls);
+
 void read_cluster(Context& ctx, const toml::table& t, size_t index, ClusterConfig& c) {
   const std::string where = section_name(t, "cluster", index);
   Reader r(ctx, t, where, kClusterKeys);
@@ -485,6 +537,9 @@ void read_cluster(Context& ctx, const toml::table& t, size_t index, ClusterConfi
   c.keep_alive_timeout_ms = r.u32("keep_alive_timeout_ms", 1, 86'400'000);
   c.retries = r.u32("retries", 0, 100);
   c.redispatch = r.boolean("redispatch");
+  if (const toml::table* tls = r.table("tls")) {
+    read_tls_cluster(ctx, *tls, where + " tls", c.tls.emplace());
+  }
   if (const toml::table* h = r.table("health_check")) {
     read_health(ctx, *h, where + " health_check", c.health_check);
   }
@@ -625,6 +680,10 @@ void read_route(Context& ctx, const toml::table& t, const std::string& where, Ro
     Reader mr(ctx, *m, mwhere, kMatchKeys);
     auto& rm = route.match;
     read_string_list(ctx, mr, "host", rm.hosts);
+    if (mr.node("sni")) {
+      read_string_list(ctx, mr, "sni", rm.hosts);
+      route.by_sni = true;
+    }
     for (auto& h : rm.hosts) {
       std::transform(h.begin(), h.end(), h.begin(),
                      [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -737,6 +796,94 @@ const std::vector<KeySpec>& all_listener_keys() {
   return keys;
 }
 
+bool check_version(Context& ctx, Reader& r, std::string_view key, const std::string& where,
+                   std::string& out) {
+  out = r.string(key);
+  if (out != "1.2" && out != "1.3") {
+    ctx.error(r.loc(key), "{} in {} must be \"1.2\" or \"1.3\", found \"{}\"", key, where, out);
+    return false;
+  }
+  return true;
+}
+
+void check_readable(Context& ctx, const std::string& path, SourceLoc loc, std::string_view what) {
+  if (path.empty()) return;
+  if (::access(path.c_str(), R_OK) != 0) {
+    ctx.error(loc, "{} '{}' cannot be read: {}", what, path, std::strerror(errno));
+  }
+}
+
+void read_tls_listener(Context& ctx, const toml::table& t, const std::string& where,
+                       TlsListenerConfig& tls) {
+  Reader r(ctx, t, where, kTlsListenerKeys);
+  tls.loc = r.table_loc();
+  if (const toml::array* certs = r.array("certificates", Kind::kArray)) {
+    for (const auto& n : *certs) {
+      const toml::table* ct = n.as_table();
+      if (!ct) {
+        ctx.error(loc_of(n.source()), "certificates in {} must list tables {{ cert, key }}", where);
+        continue;
+      }
+      Reader cr(ctx, *ct, where + " certificate", kTlsCertKeys);
+      TlsListenerConfig::Certificate c{cr.string("cert"), cr.string("key")};
+      if (c.cert.empty() || c.key.empty()) {
+        ctx.error(cr.table_loc(), "a certificate in {} needs both 'cert' and 'key'", where);
+      }
+      check_readable(ctx, c.cert, cr.loc("cert"), "certificate file");
+      check_readable(ctx, c.key, cr.loc("key"), "key file");
+      tls.certificates.push_back(std::move(c));
+    }
+  }
+  if (tls.certificates.empty()) {
+    ctx.error(tls.loc, "{} needs at least one certificate: certificates = [{{ cert, key }}]",
+              where);
+  }
+  check_version(ctx, r, "min_version", where, tls.min_version);
+  check_version(ctx, r, "max_version", where, tls.max_version);
+  if (tls.min_version > tls.max_version) {
+    ctx.error(r.loc("min_version"), "min_version is above max_version in {}", where);
+  }
+  tls.ciphers = r.string("ciphers");
+  tls.groups = r.string("groups");
+  read_string_list(ctx, r, "alpn", tls.alpn);
+  tls.client_ca = r.string("client_ca");
+  check_readable(ctx, tls.client_ca, r.loc("client_ca"), "client CA file");
+  tls.require_client_cert = r.boolean("require_client_cert");
+  if (tls.require_client_cert && tls.client_ca.empty()) {
+    ctx.error(r.loc("require_client_cert"), "require_client_cert in {} needs client_ca", where);
+  }
+  tls.client_subject_header = r.string("client_subject_header");
+  if (!tls.client_subject_header.empty() && !valid_field_name(tls.client_subject_header)) {
+    ctx.error(r.loc("client_subject_header"), "'{}' in {} is not a valid header name",
+              tls.client_subject_header, where);
+  }
+  tls.ticket_lifetime_s = r.u32("ticket_lifetime_s", 0, 7 * 86400);
+  tls.handshake_timeout_ms = r.u32("handshake_timeout_ms", 1, 3'600'000);
+  tls.ktls = r.boolean("ktls");
+}
+
+void read_tls_cluster(Context& ctx, const toml::table& t, const std::string& where,
+                      TlsClusterConfig& tls) {
+  Reader r(ctx, t, where, kTlsClusterKeys);
+  tls.loc = r.table_loc();
+  tls.verify = r.boolean("verify");
+  tls.ca_file = r.string("ca_file");
+  if (tls.verify && tls.ca_file.empty()) {
+    ctx.error(tls.loc, "{} verifies endpoints (verify = true) and needs ca_file", where);
+  }
+  check_readable(ctx, tls.ca_file, r.loc("ca_file"), "CA file");
+  tls.sni = r.string("sni");
+  read_string_list(ctx, r, "alpn", tls.alpn);
+  check_version(ctx, r, "min_version", where, tls.min_version);
+  tls.cert = r.string("cert");
+  tls.key = r.string("key");
+  if (tls.cert.empty() != tls.key.empty()) {
+    ctx.error(tls.loc, "{}: 'cert' and 'key' go together", where);
+  }
+  check_readable(ctx, tls.cert, r.loc("cert"), "certificate file");
+  check_readable(ctx, tls.key, r.loc("key"), "key file");
+}
+
 void read_listener(Context& ctx, const toml::table& t, size_t index, ListenerConfig& l) {
   const std::string where = section_name(t, "listener", index);
   Reader r(ctx, t, where, all_listener_keys());
@@ -776,6 +923,9 @@ void read_listener(Context& ctx, const toml::table& t, size_t index, ListenerCon
   h.x_forwarded_proto = r.boolean("x_forwarded_proto");
   h.forwarded = r.boolean("forwarded");
   h.via = r.boolean("via");
+  if (const toml::table* tls = r.table("tls")) {
+    read_tls_listener(ctx, *tls, where + " tls", l.tls.emplace());
+  }
   if (const toml::array* routes = r.array("route", Kind::kArrayOfTables)) {
     for (size_t i = 0; i < routes->size(); ++i) {
       const toml::table* rt = routes->get(i)->as_table();
@@ -833,8 +983,32 @@ void validate(Context& ctx, Config& cfg) {
     if (l.protocol == Protocol::kTcp && l.cluster.empty()) {
       ctx.error(l.loc, "missing required key 'cluster' in [[listener]] '{}' (tcp)", l.name);
     }
-    if (l.protocol == Protocol::kTcp && !l.routes.empty()) {
-      ctx.error(l.loc, "[[listener]] '{}' is tcp: routes need protocol = \"http\"", l.name);
+    for (const auto& route : l.routes) {
+      const auto& m = route.match;
+      if (l.protocol == Protocol::kTcp) {
+        if (route.respond || !m.path.empty() || !m.path_prefix.empty() || !m.path_regex.empty() ||
+            !m.methods.empty() || !m.headers.empty() || (!m.hosts.empty() && !route.by_sni) ||
+            !route.request_headers.set.empty() || !route.request_headers.add.empty() ||
+            !route.request_headers.remove.empty()) {
+          ctx.error(route.loc,
+                    "listener '{}' is tcp: its routes may match only sni and source, and must "
+                    "name a cluster",
+                    l.name);
+        }
+      } else if (route.by_sni) {
+        ctx.error(route.loc, "listener '{}': 'sni' matches only on tcp listeners (use 'host')",
+                  l.name);
+      }
+    }
+    if (l.tls && l.protocol == Protocol::kHttp) {
+      for (const auto& a : l.tls->alpn) {
+        if (a != "http/1.1") {
+          ctx.error(l.tls->loc,
+                    "listener '{}' tls: alpn '{}' is not served by an http listener (it speaks "
+                    "http/1.1)",
+                    l.name, a);
+        }
+      }
     }
     if (l.protocol == Protocol::kHttp && l.cluster.empty() && l.routes.empty()) {
       ctx.error(l.loc, "[[listener]] '{}' (http) needs a 'cluster' or at least one route", l.name);
@@ -923,6 +1097,16 @@ void emit_keys(std::string& out, std::span<const KeySpec> specs) {
   }
 }
 
+// The same, commented out (sections that need files to exist).
+void emit_commented_keys(std::string& out, std::span<const KeySpec> specs) {
+  for (const auto& s : specs) {
+    out += fmt::format("#   # {}\n", s.doc);
+    const std::string_view value =
+        !s.example.empty() ? s.example : (s.def.empty() ? std::string_view("[]") : s.def);
+    out += fmt::format("#   {} = {}\n", s.name, value);
+  }
+}
+
 }  // namespace
 
 std::string ConfigError::to_string() const {
@@ -980,6 +1164,10 @@ std::string example_config() {
   out += "\n[cluster.health_check]\n";
   emit_keys(out, kHealthKeys);
   out +=
+      "\n# TLS to the endpoints (add to a cluster; the files must exist):\n"
+      "#   [cluster.tls]\n";
+  emit_commented_keys(out, kTlsClusterKeys);
+  out +=
       "\n# An HTTP listener: routes are checked in order; the listener's cluster\n"
       "# (if any) serves what no route matched.\n"
       "[[listener]]\n"
@@ -989,6 +1177,10 @@ std::string example_config() {
       "cluster = \"app\"\n"
       "client_idle_timeout_ms = 60000\n";
   emit_keys(out, kHttpListenerKeys);
+  out +=
+      "# TLS termination (add to any listener; the files must exist):\n"
+      "#   [listener.tls]\n";
+  emit_commented_keys(out, kTlsListenerKeys);
   out += "# Route keys:\n";
   for (const auto& s : kRouteKeys)
     out += fmt::format("#   {}: {}\n", s.name, s.doc);

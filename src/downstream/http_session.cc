@@ -96,6 +96,9 @@ HttpSession::HttpSession(server::Worker& worker, server::WorkerSnapshot& snap, s
   hash_ = upstream::hash_client(peer_);
   timer_.set_callback([this] { on_timer(); });
   client_.open(std::move(client));
+  if (const auto& ctx = snap.runtime->listener_tls[listener]) {
+    tls_ = std::make_unique<tls::Transport>(worker.loop(), client_, tls::Session::server(*ctx));
+  }
 }
 
 HttpSession::~HttpSession() {
@@ -113,14 +116,66 @@ void HttpSession::start() {
   last_activity_ms_ = worker_.loop().now_ms();
   head_start_ns_ = clock::cached_ns();
   client_.start_recv();
-  // The first request must arrive within the request timeout.
-  arm_timer(listener_.http.request_timeout_ms);
+  // The handshake, then the first request, must each arrive in time.
+  arm_timer(tls_ ? listener_.tls->handshake_timeout_ms : listener_.http.request_timeout_ms);
 }
 
 // --- client input ------------------------------------------------------------------
 
 void HttpSession::on_data(uring::StreamSocket&, const IoBuf& buf) {
   last_activity_ms_ = worker_.loop().now_ms();
+  if (!tls_) {
+    on_plain(buf);
+    return;
+  }
+  if (state_ == State::kClosing && tls_->session().state() != tls::Session::State::kOpen) {
+    worker_.loop().release(buf);
+    return;
+  }
+  const tls::Session::Status st = tls_->on_ciphertext(buf, [this](const IoBuf& plain) {
+    if (tls_->take_handshake_done()) on_tls_handshake();
+    on_plain(plain);
+  });
+  if (tls_->take_handshake_done()) on_tls_handshake();
+  on_tls_status(st);
+}
+
+void HttpSession::on_tls_handshake() {
+  auto& stats = worker_.stats();
+  stats.tls_handshakes.fetch_add(1, std::memory_order_relaxed);
+  if (tls_->session().resumed()) stats.tls_resumed.fetch_add(1, std::memory_order_relaxed);
+  record(stats::Phase::kTlsHandshake, head_start_ns_, true, false);
+  if (state_ == State::kIdle) arm_timer(listener_.http.request_timeout_ms);
+}
+
+void HttpSession::on_tls_status(tls::Session::Status st) {
+  switch (st) {
+    case tls::Session::Status::kOk:
+    case tls::Session::Status::kWantInput:
+      return;
+    case tls::Session::Status::kClosed:
+      on_eof(client_);  // close_notify: the client is done sending
+      return;
+    case tls::Session::Status::kError:
+      if (!tls_->handshake_done()) {
+        worker_.stats().tls_failures.fetch_add(1, std::memory_order_relaxed);
+        EGW_LOG(debug, "tls handshake from {} failed: {}", peer_.to_string(),
+                tls_->session().error());
+        close(/*reset=*/true);  // nothing to say in TLS yet: the peer sees a reset
+        return;
+      }
+      EGW_LOG(debug, "tls from {}: {}", peer_.to_string(), tls_->session().error());
+      close();
+      return;
+  }
+}
+
+void HttpSession::shutdown_client() {
+  if (tls_ && tls_->handshake_done()) tls_->close_notify();
+  client_.shutdown_write();
+}
+
+void HttpSession::on_plain(const IoBuf& buf) {
   if (state_ == State::kTunnel) {
     if (up_ && up_->send(buf)) {
       if (up_->send_full()) client_.pause_recv();
@@ -378,7 +433,11 @@ void HttpSession::connect_to(int endpoint) {
     return;
   }
   up_->set_user(this);
-  if (auto st = up_->connect(cluster_->cluster.config().connect_timeout_ms); !st) {
+  const uint32_t connect_timeout = cluster_->cluster.config().connect_timeout_ms;
+  // The TCP connect has its own (linked) timeout; a TLS handshake gets as
+  // long again, on the session's timer.
+  if (cluster_->tls) arm_timer(2 * uint64_t{connect_timeout});
+  if (auto st = up_->connect(connect_timeout, cluster_->tls); !st) {
     EGW_LOG_RATELIMITED(error, 1000, "cannot connect to {}: {}", ep_ptr->label(),
                         st.error().message());
     up_->close();
@@ -391,11 +450,20 @@ void HttpSession::connect_to(int endpoint) {
 void HttpSession::on_upstream_connected(upstream::HttpConnection& c, int err) {
   if (&c != up_) return;
   auto& ep = c.endpoint();
+  if (tls::Session* s = c.tls_session(); s && err == 0) {
+    worker_.stats().tls_upstream_handshakes.fetch_add(1, std::memory_order_relaxed);
+    if (s->resumed()) worker_.stats().tls_upstream_resumed.fetch_add(1, std::memory_order_relaxed);
+  }
   if (err == 0) {
     ep.connect_succeeded();
     record(stats::Phase::kConnect, connect_ns_, false, true);
     start_upstream_exchange();
     return;
+  }
+  if (err == EPROTO) {
+    worker_.stats().tls_upstream_failures.fetch_add(1, std::memory_order_relaxed);
+    EGW_LOG_RATELIMITED(warn, 1000, "cluster {}: TLS to {} failed: {}", cluster_->cluster.name(),
+                        ep.label(), c.tls_error());
   }
   const auto& cc = cluster_->cluster.config();
   worker_.stats().connect_failures.fetch_add(1, std::memory_order_relaxed);
@@ -434,6 +502,13 @@ void HttpSession::start_upstream_exchange() {
     ctx.http = &listener_.http;
     ctx.rules = route_ ? &route_->request_headers : nullptr;
     ctx.peer = &peer_;
+    if (tls_) {
+      ctx.tls = true;
+      if (!listener_.tls->client_ca.empty()) {
+        ctx.subject_header = listener_.tls->client_subject_header;
+        ctx.subject = tls_->session().peer_subject();
+      }
+    }
     std::string_view authority;
     std::string_view target = head.target;
     if (!target.empty() && target.front() != '/' && target != "*" &&
@@ -715,7 +790,7 @@ void HttpSession::on_upstream_sent(upstream::HttpConnection& c) {
 
 void HttpSession::on_tunnel_eof(upstream::HttpConnection& c) {
   if (&c != up_) return;
-  client_.shutdown_write();
+  shutdown_client();
   if (client_eof_) close();
 }
 
@@ -869,7 +944,7 @@ void HttpSession::finish_exchange() {
     // moment so that a close does not reset a response still in flight.
     state_ = State::kClosing;
     in_.clear();
-    client_.shutdown_write();
+    shutdown_client();
     arm_timer(kLingerMs);
     return;
   }
@@ -918,11 +993,20 @@ void HttpSession::on_sent(uring::StreamSocket&) {
 void HttpSession::on_connected(uring::StreamSocket&, int) {}
 
 void HttpSession::send_client(const IoBuf& b) {
+  if (tls_) {
+    if (!tls_->send(b) && !tls_failed_) {
+      // Encryption failed (out of memory): close from the timer, not from
+      // under the caller.
+      tls_failed_ = true;
+      arm_timer(0);
+    }
+    return;
+  }
   if (!client_.send(b)) worker_.loop().release(b);
 }
 
 void HttpSession::send_client_static(std::string_view s) {
-  if (!s.empty()) client_.send(static_buf(s));
+  if (!s.empty()) send_client(static_buf(s));
 }
 
 // --- timers -------------------------------------------------------------------------------
@@ -950,8 +1034,17 @@ void HttpSession::arm_exchange_timer() {
 void HttpSession::on_timer() {
   const uint64_t now = worker_.loop().now_ms();
   const config::HttpConfig& http = listener_.http;
+  if (tls_failed_) {
+    close();
+    return;
+  }
   switch (state_) {
     case State::kIdle:
+      if (tls_ && !tls_->handshake_done()) {
+        worker_.stats().tls_timeouts.fetch_add(1, std::memory_order_relaxed);
+        close(/*reset=*/true);
+        return;
+      }
       close();  // keep-alive timeout (or no first request)
       return;
     case State::kHead:
@@ -966,7 +1059,10 @@ void HttpSession::on_timer() {
       send_error(503, !req_done_);
       return;
     case State::kConnecting:
-      return;  // the connect has its own (linked) timeout
+      // The TLS handshake to the endpoint is late (the TCP connect has its
+      // own, linked, timeout).
+      if (up_ && up_->tls_session()) on_upstream_connected(*up_, ETIMEDOUT);
+      return;
     case State::kExchange: {
       // Slow request bodies (slow POST): the average rate over each window.
       if (!req_done_ && http.min_request_body_rate > 0 &&
@@ -1030,7 +1126,7 @@ void HttpSession::drain() {
   close_after_ = true;  // this exchange is the last; its response says so when not yet sent
 }
 
-void HttpSession::close() {
+void HttpSession::close(bool reset) {
   if (!client_live_ || client_.closing()) return;
   if (state_ == State::kQueued) {
     cluster_->queue.erase(*this);
@@ -1056,7 +1152,11 @@ void HttpSession::close() {
   }
   head_buf_.reset();
   in_.clear();
-  client_.close();
+  if (reset) {
+    client_.abort();
+  } else {
+    client_.close();
+  }
 }
 
 void HttpSession::on_released(uring::StreamSocket&) {

@@ -26,6 +26,7 @@
 #include "src/http/head_buffer.h"
 #include "src/http/message.h"
 #include "src/stats/latency.h"
+#include "src/tls/transport.h"
 #include "src/upstream/http_connection.h"
 #include "uring/io_queue.h"
 #include "uring/stream_socket.h"
@@ -88,6 +89,12 @@ class HttpSession final : public Session,
   void on_upstream_error(upstream::HttpConnection& c, upstream::HttpError e, int err) override;
   void on_upstream_sent(upstream::HttpConnection& c) override;
 
+  // Plaintext from the client (straight from the socket, or decrypted).
+  void on_plain(const uring::IoBuf& buf);
+  void on_tls_handshake();
+  void on_tls_status(tls::Session::Status st);
+  // close_notify (TLS), then FIN once the queue drains.
+  void shutdown_client();
   void process_input();
   void parse_head();
   void begin_exchange();
@@ -110,7 +117,7 @@ class HttpSession final : public Session,
   void send_client(const uring::IoBuf& b);
   void send_client_static(std::string_view s);
   void apply_backpressure();
-  void close();
+  void close(bool reset = false);
   void maybe_destroy();
   void count_status(uint16_t status);
   size_t listener_index() const;
@@ -119,6 +126,7 @@ class HttpSession final : public Session,
   server::WorkerSnapshot& snap_;
   const config::ListenerConfig& listener_;
   uring::StreamSocket client_;
+  std::unique_ptr<tls::Transport> tls_;  // TLS listeners: between client_ and the session
   SocketAddress peer_;
   uint64_t hash_ = 0;
   uring::IoQueue in_;
@@ -165,6 +173,7 @@ class HttpSession final : public Session,
   uint64_t connect_ns_ = 0;
   void record(stats::Phase p, uint64_t from_ns, bool listener, bool cluster);
   bool client_live_ = true;
+  bool tls_failed_ = false;  // encrypting failed: close at the next timer tick
 };
 
 }  // namespace egw::downstream

@@ -2,8 +2,13 @@
 
 #include <cstring>
 
+#include <poll.h>
+#include <sys/socket.h>
+
 #include "egw/clock.h"
 #include "egw/log.h"
+#include "proto/tls_sniff/client_hello.h"
+#include "src/route/router.h"
 #include "src/server/worker.h"
 #include "uring/copy_relay.h"
 #include "uring/splice_relay.h"
@@ -14,16 +19,15 @@ TcpSession::TcpSession(server::Worker& worker, server::WorkerSnapshot& snap, siz
                        UniqueFd client)
     : worker_(worker),
       snap_(snap),
-      cluster_(*snap.clusters[static_cast<size_t>(
-          snap.runtime->cluster_index(snap.runtime->config->listeners[listener].cluster))]),
       listener_(snap.runtime->config->listeners[listener]),
+      listener_index_(listener),
       client_(std::move(client)),
-      connector_(worker.loop(), *this) {
+      connector_(worker.loop(), *this),
+      poller_(worker.loop(), *this) {
   if (auto p = SocketAddress::peer_of(client_.get())) peer_ = *p;
   hash_ = upstream::hash_client(peer_);
-  idle_timeout_ms_ = std::min<uint64_t>(listener_.client_idle_timeout_ms,
-                                        cluster_.cluster.config().server_idle_timeout_ms);
   timer_.set_callback([this] { on_timer(); });
+  accept_ns_ = clock::cached_ns();
 }
 
 TcpSession::~TcpSession() {
@@ -31,29 +35,140 @@ TcpSession::~TcpSession() {
 }
 
 void TcpSession::start() {
+  if (const auto& ctx = snap_.runtime->listener_tls[listener_index_]) {
+    // Terminate TLS: the handshake comes first.
+    state_ = State::kHandshake;
+    tls::TlsRelayHandler& handler = *this;
+    auto relay = std::make_unique<tls::TlsRelay>(worker_.loop(), handler);
+    tls_relay_ = relay.get();
+    relay_ = std::move(relay);
+    relay_live_ = true;
+    tls_relay_->open_a(std::move(client_), tls::Session::server(*ctx));
+    worker_.loop().timers().schedule_after(timer_, listener_.tls->handshake_timeout_ms);
+    return;
+  }
+  if (snap_.routers[listener_index_]) {
+    state_ = State::kSniffing;
+    worker_.loop().timers().schedule_after(timer_, listener_.client_idle_timeout_ms);
+    sniff();
+    return;
+  }
+  route("");
+}
+
+void TcpSession::sniff() {
+  // Peek at what has arrived (up to a whole ClientHello in its records).
+  uint8_t buf[proto::tls_sniff::kMaxClientHello + 512];
+  uint8_t scratch[proto::tls_sniff::kMaxClientHello];
+  const ssize_t n = ::recv(client_.get(), buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+  if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    close();  // gone before saying anything
+    return;
+  }
+  const size_t have = n > 0 ? static_cast<size_t>(n) : 0;
+  const auto r = proto::tls_sniff::sniff_client_hello(std::span(buf, have), std::span(scratch));
+  if (r.status == proto::tls_sniff::SniffStatus::kNeedMore && r.need <= sizeof(buf)) {
+    // Wake once `need` bytes are there (the poll honours SO_RCVLOWAT).
+    const int want = static_cast<int>(r.need);
+    if (want != rcvlowat_ && have > 0) {
+      ::setsockopt(client_.get(), SOL_SOCKET, SO_RCVLOWAT, &want, sizeof(want));
+      rcvlowat_ = want;
+    }
+    poller_live_ = true;
+    poller_.arm(client_.get(), POLLIN);
+    return;
+  }
+  if (rcvlowat_ != 0) {
+    const int one = 1;
+    ::setsockopt(client_.get(), SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
+  }
+  std::string_view sni;
+  if (r.status == proto::tls_sniff::SniffStatus::kDone && !r.server_name.empty()) {
+    sni = r.server_name;
+    worker_.stats().sni_routed.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    // Not TLS, or no server name: only routes without sni apply.
+    worker_.stats().sni_missing.fetch_add(1, std::memory_order_relaxed);
+    EGW_LOG(debug, "client {} (listener {}): no server name to route on ({})", peer_.to_string(),
+            listener_.name, r.reason ? r.reason : "no SNI");
+  }
+  worker_.loop().timers().cancel(timer_);
+  route(sni);
+}
+
+void TcpSession::on_poll_ready(uring::PollWaiter&, int result) {
+  if (state_ != State::kSniffing) return;
+  if (result < 0) {
+    close();
+    return;
+  }
+  sniff();
+}
+
+void TcpSession::on_poll_released(uring::PollWaiter&) {
+  poller_live_ = false;
+  maybe_destroy();
+}
+
+void TcpSession::route(std::string_view sni) {
+  const server::ListenerRuntime& lr = snap_.runtime->listeners[listener_index_];
+  int ci = lr.default_cluster;
+  if (const route::Router* router = snap_.routers[listener_index_].get()) {
+    route::RequestView view;
+    view.host = sni;
+    view.path = "/";
+    view.peer = &peer_;
+    const int r = router->match(view);
+    if (r >= 0) ci = lr.route_clusters[static_cast<size_t>(r)];
+  }
+  if (ci < 0) {
+    worker_.stats().refused_no_endpoint.fetch_add(1, std::memory_order_relaxed);
+    fail("no route");
+    return;
+  }
+  cluster_ = snap_.clusters[static_cast<size_t>(ci)].get();
+  idle_timeout_ms_ = std::min<uint64_t>(listener_.client_idle_timeout_ms,
+                                        cluster_->cluster.config().server_idle_timeout_ms);
   pick();
+}
+
+void TcpSession::on_tls_ready(tls::TlsRelay& r, int side) {
+  auto& stats = worker_.stats();
+  tls::Session* s = r.session(side);
+  if (side == 0) {
+    stats.tls_handshakes.fetch_add(1, std::memory_order_relaxed);
+    if (s && s->resumed()) stats.tls_resumed.fetch_add(1, std::memory_order_relaxed);
+    snap_.listener_latency[listener_index_]->record(stats::Phase::kTlsHandshake, accept_ns_,
+                                                    clock::cached_ns());
+    if (state_ != State::kHandshake) return;
+    worker_.loop().timers().cancel(timer_);
+    route(s ? s->sni() : std::string_view());
+    return;
+  }
+  stats.tls_upstream_handshakes.fetch_add(1, std::memory_order_relaxed);
+  if (s && s->resumed()) stats.tls_upstream_resumed.fetch_add(1, std::memory_order_relaxed);
 }
 
 void TcpSession::pick() {
   state_ = State::kPicking;
-  const auto& cc = cluster_.cluster.config();
-  const auto p = cluster_.picker.pick(hash_, cc.redispatch ? avoid_ : -1, worker_.loop().now_ms());
+  const auto& cc = cluster_->cluster.config();
+  const auto p = cluster_->picker.pick(hash_, cc.redispatch ? avoid_ : -1, worker_.loop().now_ms());
   switch (p.outcome) {
     case upstream::Picker::Outcome::kPicked:
       endpoint_ = p.index;
       connect();
       return;
     case upstream::Picker::Outcome::kFull:
-      if (cluster_.queued >= cc.max_queue) {
+      if (cluster_->queued >= cc.max_queue) {
         worker_.stats().refused_queue_full.fetch_add(1, std::memory_order_relaxed);
         fail("queue full");
         return;
       }
       state_ = State::kQueued;
       queued_ns_ = clock::cached_ns();
-      cluster_.queue.push_back(*this);
-      ++cluster_.queued;
-      cluster_.cluster.waiting(worker_.index()).fetch_add(1, std::memory_order_relaxed);
+      cluster_->queue.push_back(*this);
+      ++cluster_->queued;
+      cluster_->cluster.waiting(worker_.index()).fetch_add(1, std::memory_order_relaxed);
       worker_.stats().queued.fetch_add(1, std::memory_order_relaxed);
       if (!timer_.armed()) worker_.loop().timers().schedule_after(timer_, cc.queue_timeout_ms);
       return;
@@ -61,7 +176,7 @@ void TcpSession::pick() {
       worker_.stats().refused_no_endpoint.fetch_add(1, std::memory_order_relaxed);
       EGW_LOG_RATELIMITED(warn, 1000,
                           "cluster {}: no endpoint is up; closing client {} (listener {})",
-                          cluster_.cluster.name(), peer_.to_string(), listener_.name);
+                          cluster_->cluster.name(), peer_.to_string(), listener_.name);
       fail("no endpoint up");
       return;
   }
@@ -69,19 +184,19 @@ void TcpSession::pick() {
 
 void TcpSession::dequeued() {
   EGW_ASSERT(state_ == State::kQueued);
-  --cluster_.queued;
-  cluster_.cluster.waiting(worker_.index()).fetch_sub(1, std::memory_order_relaxed);
-  const auto& cc = cluster_.cluster.config();
-  const auto p = cluster_.picker.pick(hash_, -1, worker_.loop().now_ms());
+  --cluster_->queued;
+  cluster_->cluster.waiting(worker_.index()).fetch_sub(1, std::memory_order_relaxed);
+  const auto& cc = cluster_->cluster.config();
+  const auto p = cluster_->picker.pick(hash_, -1, worker_.loop().now_ms());
   if (p.outcome == upstream::Picker::Outcome::kFull) {
     // Someone else took the slot: back to the head of the line.
-    cluster_.queue.push_front(*this);
-    ++cluster_.queued;
-    cluster_.cluster.waiting(worker_.index()).fetch_add(1, std::memory_order_relaxed);
+    cluster_->queue.push_front(*this);
+    ++cluster_->queued;
+    cluster_->cluster.waiting(worker_.index()).fetch_add(1, std::memory_order_relaxed);
     return;
   }
   worker_.loop().timers().cancel(timer_);
-  cluster_.latency->record(stats::Phase::kQueueWait, queued_ns_, clock::cached_ns());
+  cluster_->latency->record(stats::Phase::kQueueWait, queued_ns_, clock::cached_ns());
   if (p.outcome == upstream::Picker::Outcome::kNoneUp) {
     worker_.stats().refused_no_endpoint.fetch_add(1, std::memory_order_relaxed);
     fail("no endpoint up");
@@ -94,11 +209,11 @@ void TcpSession::dequeued() {
 
 void TcpSession::connect() {
   state_ = State::kConnecting;
-  auto& ep = cluster_.cluster.endpoint(static_cast<size_t>(endpoint_));
+  auto& ep = cluster_->cluster.endpoint(static_cast<size_t>(endpoint_));
   ep.sessions.fetch_add(1, std::memory_order_relaxed);
   connector_live_ = true;
   connect_ns_ = clock::cached_ns();
-  if (auto st = connector_.connect(ep.address(), cluster_.cluster.config().connect_timeout_ms);
+  if (auto st = connector_.connect(ep.address(), cluster_->cluster.config().connect_timeout_ms);
       !st) {
     // No socket at all (descriptor limit): not the endpoint's fault.
     EGW_LOG_RATELIMITED(error, 1000, "cannot connect to {}: {}", ep.label(), st.error().message());
@@ -107,27 +222,13 @@ void TcpSession::connect() {
 }
 
 void TcpSession::on_connect_done(uring::Connector& c, int err) {
-  auto& cc = cluster_.cluster.config();
-  auto& ep = cluster_.cluster.endpoint(static_cast<size_t>(endpoint_));
+  auto& cc = cluster_->cluster.config();
+  auto& ep = cluster_->cluster.endpoint(static_cast<size_t>(endpoint_));
   if (state_ != State::kConnecting) return;
   if (err == 0) {
     ep.connect_succeeded();
-    cluster_.latency->record(stats::Phase::kConnect, connect_ns_, clock::cached_ns());
-    UniqueFd upstream = c.take_fd();
-    std::unique_ptr<uring::Relay> relay;
-    uring::RelayHandler& handler = *this;
-    if (worker_.pipes().max() > 0) {
-      relay = std::make_unique<uring::SpliceRelay>(worker_.loop(), worker_.pipes(), handler);
-      worker_.stats().relays_splice.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      relay = std::make_unique<uring::CopyRelay>(worker_.loop(), handler);
-      worker_.stats().relays_copy.fetch_add(1, std::memory_order_relaxed);
-    }
-    relay_ = std::move(relay);
-    relay_live_ = true;
-    state_ = State::kRelaying;
-    relay_->start(std::move(client_), std::move(upstream));
-    arm_idle_timer();
+    cluster_->latency->record(stats::Phase::kConnect, connect_ns_, clock::cached_ns());
+    start_relay(c.take_fd());
     c.close();  // its job is done; on_connector_released() follows
     return;
   }
@@ -149,17 +250,53 @@ void TcpSession::on_connect_done(uring::Connector& c, int err) {
   }
   EGW_LOG_RATELIMITED(warn, 1000,
                       "cluster {}: connect to {} failed ({}); giving up after {} attempts",
-                      cluster_.cluster.name(), ep.label(),
+                      cluster_->cluster.name(), ep.label(),
                       err == ETIMEDOUT ? "timeout" : std::strerror(err), attempts_ + 1);
   fail("connect failed");
+}
+
+void TcpSession::start_relay(UniqueFd upstream) {
+  state_ = State::kRelaying;
+  std::unique_ptr<tls::Session> up_session;
+  if (cluster_->tls) {
+    up_session = tls::Session::client(*cluster_->tls, {});
+    if (!up_session) {
+      fail("tls client session");
+      return;
+    }
+  }
+  if (!tls_relay_ && up_session) {
+    // TLS to the endpoint only: the client side stays plain.
+    tls::TlsRelayHandler& handler = *this;
+    auto relay = std::make_unique<tls::TlsRelay>(worker_.loop(), handler);
+    tls_relay_ = relay.get();
+    relay_ = std::move(relay);
+    relay_live_ = true;
+    tls_relay_->open_a(std::move(client_), nullptr);
+  }
+  if (tls_relay_) {
+    tls_relay_->open_b(std::move(upstream), std::move(up_session));
+  } else {
+    uring::RelayHandler& handler = *this;
+    if (worker_.pipes().max() > 0) {
+      relay_ = std::make_unique<uring::SpliceRelay>(worker_.loop(), worker_.pipes(), handler);
+      worker_.stats().relays_splice.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      relay_ = std::make_unique<uring::CopyRelay>(worker_.loop(), handler);
+      worker_.stats().relays_copy.fetch_add(1, std::memory_order_relaxed);
+    }
+    relay_live_ = true;
+    relay_->start(std::move(client_), std::move(upstream));
+  }
+  if (state_ == State::kRelaying) arm_idle_timer();
 }
 
 void TcpSession::release_slot() {
   if (endpoint_ < 0) return;
   avoid_ = endpoint_;
-  cluster_.cluster.endpoint(static_cast<size_t>(endpoint_)).release();
+  cluster_->cluster.endpoint(static_cast<size_t>(endpoint_)).release();
   endpoint_ = -1;
-  worker_.slot_freed(cluster_);
+  worker_.slot_freed(*cluster_);
 }
 
 void TcpSession::arm_idle_timer() {
@@ -170,11 +307,20 @@ void TcpSession::on_timer() {
   const uint64_t now = worker_.loop().now_ms();
   switch (state_) {
     case State::kQueued:
-      cluster_.queue.erase(*this);
-      --cluster_.queued;
-      cluster_.cluster.waiting(worker_.index()).fetch_sub(1, std::memory_order_relaxed);
+      cluster_->queue.erase(*this);
+      --cluster_->queued;
+      cluster_->cluster.waiting(worker_.index()).fetch_sub(1, std::memory_order_relaxed);
       worker_.stats().queue_timeouts.fetch_add(1, std::memory_order_relaxed);
       fail("queue timeout");
+      return;
+    case State::kSniffing:
+      EGW_LOG(debug, "client {} (listener {}): no ClientHello in time", peer_.to_string(),
+              listener_.name);
+      close();
+      return;
+    case State::kHandshake:
+      worker_.stats().tls_timeouts.fetch_add(1, std::memory_order_relaxed);
+      close();
       return;
     case State::kRelaying: {
       const uint64_t last = relay_->last_activity_ms();
@@ -192,7 +338,24 @@ void TcpSession::on_timer() {
   }
 }
 
-void TcpSession::on_relay_done(uring::Relay&, int) {
+void TcpSession::on_relay_done(uring::Relay&, int err) {
+  if (tls_relay_ && tls_relay_->failed_side() >= 0) {
+    const int side = tls_relay_->failed_side();
+    const bool handshake = tls_relay_->session(side) && !tls_relay_->ready(side);
+    if (side == 0 && handshake) {
+      worker_.stats().tls_failures.fetch_add(1, std::memory_order_relaxed);
+      EGW_LOG(debug, "tls handshake from {} failed: {}", peer_.to_string(), tls_relay_->error());
+    } else if (side == 1 && handshake) {
+      worker_.stats().tls_upstream_failures.fetch_add(1, std::memory_order_relaxed);
+      const std::string why =
+          tls_relay_->error().empty() ? std::strerror(err) : tls_relay_->error();
+      if (endpoint_ >= 0) {
+        EGW_LOG_RATELIMITED(
+            warn, 1000, "cluster {}: TLS to {} failed: {}", cluster_->cluster.name(),
+            cluster_->cluster.endpoint(static_cast<size_t>(endpoint_)).label(), why);
+      }
+    }
+  }
   close();
 }
 
@@ -202,9 +365,9 @@ void TcpSession::fail(const char*) {
 
 void TcpSession::abort() {
   if (state_ == State::kQueued) {
-    cluster_.queue.erase(*this);
-    --cluster_.queued;
-    cluster_.cluster.waiting(worker_.index()).fetch_sub(1, std::memory_order_relaxed);
+    cluster_->queue.erase(*this);
+    --cluster_->queued;
+    cluster_->cluster.waiting(worker_.index()).fetch_sub(1, std::memory_order_relaxed);
   }
   close();
 }
@@ -218,7 +381,7 @@ void TcpSession::close() {
     st.bytes_in.fetch_add(relay_->bytes_a_to_b(), std::memory_order_relaxed);
     st.bytes_out.fetch_add(relay_->bytes_b_to_a(), std::memory_order_relaxed);
     if (endpoint_ >= 0) {
-      auto& ep = cluster_.cluster.endpoint(static_cast<size_t>(endpoint_));
+      auto& ep = cluster_->cluster.endpoint(static_cast<size_t>(endpoint_));
       ep.bytes_to.fetch_add(relay_->bytes_a_to_b(), std::memory_order_relaxed);
       ep.bytes_from.fetch_add(relay_->bytes_b_to_a(), std::memory_order_relaxed);
     }
@@ -227,6 +390,7 @@ void TcpSession::close() {
   release_slot();
   client_.reset();
   if (connector_live_) connector_.close();
+  if (poller_live_) poller_.close();
   maybe_destroy();
 }
 
@@ -241,7 +405,7 @@ void TcpSession::on_relay_released(uring::Relay&) {
 }
 
 void TcpSession::maybe_destroy() {
-  if (state_ != State::kClosing || connector_live_ || relay_live_) return;
+  if (state_ != State::kClosing || connector_live_ || relay_live_ || poller_live_) return;
   worker_.session_ended(*this, snap_);  // destroys *this
 }
 

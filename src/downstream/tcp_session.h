@@ -1,8 +1,14 @@
 // TcpSession: one downstream TCP connection proxied at L4 to an endpoint of
-// the listener's cluster.
+// the listener's cluster (or of the cluster its routes pick).
 //
-//   kPicking -> (kQueued ->) kConnecting -> kRelaying -> kClosing
+//   (kSniffing | kHandshake ->) kPicking -> (kQueued ->) kConnecting -> kRelaying -> kClosing
 //
+//  - sniffing (routes, no tls table: TLS passthrough): peek at the client's
+//    ClientHello (MSG_PEEK: the bytes stay in the socket and are relayed
+//    untouched), route on its server name; SO_RCVLOWAT makes the poll wake
+//    only once the rest of the hello can have arrived.
+//  - handshake (tls table: termination): the TLS handshake with the client
+//    runs before any endpoint is chosen; routes then see its server name.
 //  - picking: the worker's balancer chooses an endpoint with a free slot
 //    (maxconn); all full -> wait in the cluster queue (queue_timeout_ms); no
 //    endpoint usable -> close at once.
@@ -22,7 +28,9 @@
 #include "egw/intrusive_list.h"
 #include "egw/unique_fd.h"
 #include "src/downstream/session.h"
+#include "src/tls/tls_relay.h"
 #include "uring/connector.h"
+#include "uring/poll_waiter.h"
 #include "uring/relay.h"
 #include "uring/timer_wheel.h"
 
@@ -40,9 +48,18 @@ namespace egw::downstream {
 
 class TcpSession final : public Session,
                          private uring::ConnectorHandler,
-                         private uring::RelayHandler {
+                         private tls::TlsRelayHandler,
+                         private uring::PollWaiterHandler {
  public:
-  enum class State : uint8_t { kPicking, kQueued, kConnecting, kRelaying, kClosing };
+  enum class State : uint8_t {
+    kSniffing,
+    kHandshake,
+    kPicking,
+    kQueued,
+    kConnecting,
+    kRelaying,
+    kClosing
+  };
 
   TcpSession(server::Worker& worker, server::WorkerSnapshot& snap, size_t listener,
              UniqueFd client);
@@ -57,8 +74,12 @@ class TcpSession final : public Session,
   State state() const { return state_; }
 
  private:
+  void sniff();
+  // Chooses the cluster from the routes (server name `sni`), then picks.
+  void route(std::string_view sni);
   void pick();
   void connect();
+  void start_relay(UniqueFd upstream);
   void fail(const char* why);
   void close();
   void release_slot();
@@ -70,11 +91,15 @@ class TcpSession final : public Session,
   void on_connector_released(uring::Connector& c) override;
   void on_relay_done(uring::Relay& r, int err) override;
   void on_relay_released(uring::Relay& r) override;
+  void on_tls_ready(tls::TlsRelay& r, int side) override;
+  void on_poll_ready(uring::PollWaiter& w, int result) override;
+  void on_poll_released(uring::PollWaiter& w) override;
 
   server::Worker& worker_;
   server::WorkerSnapshot& snap_;
-  server::WorkerCluster& cluster_;
+  server::WorkerCluster* cluster_ = nullptr;  // set once routed
   const config::ListenerConfig& listener_;
+  const size_t listener_index_;
   UniqueFd client_;
   SocketAddress peer_;
   uint64_t hash_ = 0;
@@ -84,6 +109,11 @@ class TcpSession final : public Session,
   uint64_t idle_timeout_ms_ = 0;
   uring::Connector connector_;
   std::unique_ptr<uring::Relay> relay_;
+  tls::TlsRelay* tls_relay_ = nullptr;  // relay_, when it is one
+  uring::PollWaiter poller_;
+  bool poller_live_ = false;
+  int rcvlowat_ = 0;  // SO_RCVLOWAT set while sniffing (0: untouched)
+  uint64_t accept_ns_ = 0;
   uring::Timer timer_;
   State state_ = State::kPicking;
   bool connector_live_ = false;

@@ -102,8 +102,7 @@ bool named_in(std::string_view name, std::span<const std::pair<std::string, std:
 // The end-to-end fields of `headers`, minus those the rules remove or
 // replace and those `skip` names; then the rules' set and add fields.
 bool write_fields(HeadWriter& w, std::span<const h1::Header> headers,
-                  const config::HeaderRulesConfig* rules,
-                  std::initializer_list<std::string_view> skip) {
+                  const config::HeaderRulesConfig* rules, std::span<const std::string_view> skip) {
   for (const auto& h : headers) {
     if (h1::is_hop_by_hop(h.name) || h1::connection_lists(headers, h.name)) continue;
     bool skipped = false;
@@ -138,11 +137,22 @@ size_t write_upstream_request(const h1::RequestHead& req, std::string_view targe
   if (!w.request_line(req.method_text, target, 1)) return 0;
   const bool xff_replace = cfg.x_forwarded_for == config::HttpConfig::ForwardedFor::kReplace;
   const bool xff = cfg.x_forwarded_for != config::HttpConfig::ForwardedFor::kOff;
-  std::initializer_list<std::string_view> skip_replace = {"x-forwarded-for", "x-forwarded-proto"};
-  std::initializer_list<std::string_view> skip_proto = {"x-forwarded-proto"};
-  std::initializer_list<std::string_view> skip_none = {};
-  auto skip = xff_replace ? skip_replace : (cfg.x_forwarded_proto ? skip_proto : skip_none);
-  if (!write_fields(w, req.headers, ctx.rules, skip)) return 0;
+  std::string_view skip[3];
+  size_t nskip = 0;
+  if (xff_replace) skip[nskip++] = "x-forwarded-for";
+  if (xff_replace || cfg.x_forwarded_proto) skip[nskip++] = "x-forwarded-proto";
+  if (!ctx.subject_header.empty()) skip[nskip++] = ctx.subject_header;
+  if (!write_fields(w, req.headers, ctx.rules, std::span(skip, nskip))) return 0;
+  if (!ctx.subject_header.empty() && !ctx.subject.empty()) {
+    // A certificate's subject can hold any byte: control characters never
+    // reach the upstream head.
+    bool clean = true;
+    for (char c : ctx.subject) {
+      const auto u = static_cast<unsigned char>(c);
+      clean = clean && u >= 0x20 && u != 0x7f;
+    }
+    if (clean && !w.header(ctx.subject_header, ctx.subject)) return 0;
+  }
   char ip[64];
   const std::string_view client = ctx.peer ? ip_text(*ctx.peer, ip, sizeof(ip)) : "unknown";
   if (xff && !w.header("X-Forwarded-For", client)) return 0;

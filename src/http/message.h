@@ -29,6 +29,10 @@ struct RequestContext {
   const config::HeaderRulesConfig* rules = nullptr;  // the route's request rules, or null
   const SocketAddress* peer = nullptr;               // the client
   bool tls = false;                                  // downstream scheme (X-Forwarded-Proto)
+  // mTLS: the client's own `subject_header` is dropped and, when `subject`
+  // (the verified client certificate's) is not empty, set to it.
+  std::string_view subject_header;
+  std::string_view subject;
 };
 
 // How the request body is framed upstream.

@@ -38,10 +38,73 @@ std::shared_ptr<BindSockets> find_bind(const Runtime* previous, const SocketAddr
   return nullptr;
 }
 
+std::shared_ptr<tls::ClientContext> make_client_tls(const config::Config& cfg,
+                                                    const config::ClusterConfig& cc,
+                                                    std::vector<config::ConfigError>& errors) {
+  if (!cc.tls) return nullptr;
+  tls::ClientOptions o;
+  o.ca_file = cc.tls->ca_file;
+  o.verify = cc.tls->verify;
+  o.sni = cc.tls->sni;
+  o.alpn = cc.tls->alpn;
+  o.min_version = cc.tls->min_version;
+  o.certificate = tls::CertificateFiles{cc.tls->cert, cc.tls->key};
+  std::string detail;
+  auto ctx = tls::ClientContext::create(o, &detail);
+  if (!ctx) {
+    errors.push_back(
+        config::ConfigError{cfg.path, cc.tls->loc,
+                            fmt::format("cluster '{}' tls: {}", cc.name,
+                                        detail.empty() ? ctx.error().message() : detail)});
+    return nullptr;
+  }
+  return std::move(*ctx);
+}
+
+std::shared_ptr<tls::ServerContext> make_server_tls(const config::Config& cfg,
+                                                    const config::ListenerConfig& lc,
+                                                    std::shared_ptr<tls::TicketKeys> tickets,
+                                                    std::vector<config::ConfigError>& errors) {
+  if (!lc.tls) return nullptr;
+  tls::ServerOptions o;
+  for (const auto& c : lc.tls->certificates)
+    o.certificates.push_back({c.cert, c.key});
+  o.min_version = lc.tls->min_version;
+  o.max_version = lc.tls->max_version;
+  o.cipher_list = lc.tls->ciphers;
+  o.groups = lc.tls->groups;
+  o.alpn = lc.tls->alpn;
+  if (o.alpn.empty() && lc.protocol == config::Protocol::kHttp) o.alpn = {"http/1.1"};
+  o.client_ca_file = lc.tls->client_ca;
+  o.require_client_cert = lc.tls->require_client_cert;
+  o.ticket_lifetime_s = lc.tls->ticket_lifetime_s;
+  o.handshake_timeout_ms = lc.tls->handshake_timeout_ms;
+  std::string detail;
+  auto ctx = tls::ServerContext::create(o, std::move(tickets), &detail);
+  if (!ctx) {
+    errors.push_back(
+        config::ConfigError{cfg.path, lc.tls->loc,
+                            fmt::format("listener '{}' tls: {}", lc.name,
+                                        detail.empty() ? ctx.error().message() : detail)});
+    return nullptr;
+  }
+  return std::move(*ctx);
+}
+
 }  // namespace
 
+std::vector<config::ConfigError> check_tls(const config::Config& cfg) {
+  std::vector<config::ConfigError> errors;
+  auto tickets = std::make_shared<tls::TicketKeys>();
+  for (const auto& cc : cfg.clusters)
+    make_client_tls(cfg, cc, errors);
+  for (const auto& lc : cfg.listeners)
+    make_server_tls(cfg, lc, tickets, errors);
+  return errors;
+}
+
 BuildResult build_runtime(config::ConfigPtr cfg, const Runtime* previous, unsigned workers,
-                          uint64_t generation) {
+                          uint64_t generation, std::shared_ptr<tls::TicketKeys> tickets) {
   BuildResult out;
   auto rt = std::make_shared<Runtime>();
   rt->config = cfg;
@@ -55,12 +118,15 @@ BuildResult build_runtime(config::ConfigPtr cfg, const Runtime* previous, unsign
       eps.push_back(std::move(ep));
     }
     rt->clusters.push_back(std::make_shared<upstream::Cluster>(cc, std::move(eps), workers));
+    rt->cluster_tls.push_back(make_client_tls(*cfg, cc, out.errors));
   }
   for (const auto& lc : cfg->listeners) {
     ListenerRuntime& lr = rt->listeners.emplace_back();
     lr.default_cluster = rt->cluster_index(lc.cluster);
-    for (const auto& r : lc.routes)
+    for (const auto& r : lc.routes) {
       lr.route_clusters.push_back(rt->cluster_index(r.cluster));
+    }
+    rt->listener_tls.push_back(make_server_tls(*cfg, lc, tickets, out.errors));
     auto& binds = rt->binds.emplace_back();
     for (const auto& bc : lc.binds) {
       if (auto kept = find_bind(previous, bc.address)) {

@@ -16,6 +16,8 @@
 #include "egw/unique_fd.h"
 #include "src/config/config.h"
 #include "src/config/loader.h"
+#include "src/tls/context.h"
+#include "src/tls/ticket_keys.h"
 #include "src/upstream/cluster.h"
 
 namespace egw::server {
@@ -42,6 +44,10 @@ struct Runtime {
   // binds[l][b]: listener l's bind b (parallel to config->listeners[l].binds).
   std::vector<std::vector<std::shared_ptr<BindSockets>>> binds;
   std::vector<ListenerRuntime> listeners;  // parallel to config->listeners
+  // TLS contexts (null where the config has no tls table), shared read-only
+  // by every worker.
+  std::vector<std::shared_ptr<tls::ServerContext>> listener_tls;  // parallel to listeners
+  std::vector<std::shared_ptr<tls::ClientContext>> cluster_tls;   // parallel to clusters
   uint64_t generation = 0;
   unsigned workers = 0;
 
@@ -58,7 +64,13 @@ struct BuildResult {
   RuntimePtr runtime;
   std::vector<config::ConfigError> errors;
 };
+// `tickets` are the session-ticket keys every TLS listener shares (they
+// outlive reloads, so tickets survive them).
 BuildResult build_runtime(config::ConfigPtr cfg, const Runtime* previous, unsigned workers,
-                          uint64_t generation);
+                          uint64_t generation, std::shared_ptr<tls::TicketKeys> tickets);
+
+// Loads every TLS certificate, key and CA the configuration names, as
+// build_runtime() would, without binding anything (--check).
+std::vector<config::ConfigError> check_tls(const config::Config& cfg);
 
 }  // namespace egw::server

@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "src/server/worker.h"
+#include "src/tls/ktls.h"
 
 #include <mutex>
 #include <thread>
@@ -62,6 +63,9 @@ int Server::run() {
   }
   EGW_LOG(info, "expressgateway {} starting with {} workers", EGW_VERSION, worker_count_);
   EGW_LOG(info, "{}", f.report());
+  const tls::KernelTls ktls = tls::probe_kernel_tls();
+  EGW_LOG(info, "kTLS: {} ({})", ktls.available ? "available" : "unavailable", ktls.reason);
+  tickets_ = std::make_shared<tls::TicketKeys>(cfg->global.tls_ticket_rotation_s);
   raise_nofile();
 
   // Signals are taken by the control thread through a signalfd; workers
@@ -78,7 +82,7 @@ int Server::run() {
     return kExitFailure;
   }
 
-  auto built = build_runtime(cfg, nullptr, worker_count_, ++generation_);
+  auto built = build_runtime(cfg, nullptr, worker_count_, ++generation_, tickets_);
   if (!built.errors.empty()) {
     print_errors(built.errors);
     std::fprintf(stderr, "%s: cannot start\n", options_.config_path.c_str());
@@ -199,7 +203,7 @@ void Server::reload() {
     cfg->global.max_sessions = old.max_sessions;
   }
   if (!options_.log_level) log::set_level(cfg->global.log_level);
-  auto built = build_runtime(cfg, runtime_.get(), worker_count_, generation_ + 1);
+  auto built = build_runtime(cfg, runtime_.get(), worker_count_, generation_ + 1, tickets_);
   if (!built.errors.empty()) {
     for (const auto& e : built.errors)
       EGW_LOG(error, "reload: {}", e.to_string());

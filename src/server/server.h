@@ -16,6 +16,7 @@
 
 #include "egw/log.h"
 #include "src/server/runtime.h"
+#include "src/tls/ticket_keys.h"
 
 namespace egw::server {
 
@@ -54,6 +55,7 @@ class Server {
   RuntimePtr runtime_;
   uint64_t generation_ = 0;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::shared_ptr<tls::TicketKeys> tickets_;
 };
 
 // Prints every error, one per line, to stderr.

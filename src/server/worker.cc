@@ -81,16 +81,19 @@ void Worker::run(RuntimePtr rt) {
   header_blocks_.reset();
   pipes_.reset();
   loop_.reset();
+  tls::release_thread_state();
 }
 
 void Worker::apply(RuntimePtr rt) {
   auto snap = std::make_unique<WorkerSnapshot>();
   snap->runtime = std::move(rt);
-  for (const auto& c : snap->runtime->clusters) {
+  for (size_t i = 0; i < snap->runtime->clusters.size(); ++i) {
+    const auto& c = snap->runtime->clusters[i];
     auto& lat = cluster_latency_[c->name()];
     if (!lat) lat = std::make_unique<stats::PhaseLatency>();
     snap->clusters.push_back(
         std::make_unique<WorkerCluster>(*c, index_ * 0x9E3779B97F4A7C15ull + 1, lat.get()));
+    snap->clusters.back()->tls = snap->runtime->cluster_tls[i].get();
   }
   for (const auto& l : snap->runtime->config->listeners) {
     auto& lat = listener_latency_[l.name];
@@ -370,9 +373,25 @@ void Worker::log_stats() {
     if (c.sqes[i] == 0) continue;
     by_op += fmt::format(" {}={}", uring::to_string(static_cast<uring::Op>(i)), c.sqes[i]);
   }
-  EGW_LOG(info, "worker {} sqes by op:{}; http: {} requests, {} proxy errors, {} reused upstream",
+  EGW_LOG(info,
+          "worker {} sqes by op:{}; http: {} requests, {} proxy errors, {} upstream connects, {} "
+          "reused",
           index_, by_op, stats_.http_requests.load(), stats_.http_errors.load(),
-          stats_.upstream_connects.load());
+          stats_.upstream_connects.load(), stats_.upstream_reused.load());
+  if (stats_.tls_handshakes.load() + stats_.tls_failures.load() + stats_.tls_timeouts.load() +
+          stats_.tls_upstream_handshakes.load() + stats_.tls_upstream_failures.load() +
+          stats_.sni_routed.load() >
+      0) {
+    EGW_LOG(info,
+            "worker {} tls: {} handshakes ({} resumed), {} failed, {} timed out, {} kTLS; "
+            "upstream: {} handshakes ({} resumed), {} failed; passthrough: {} routed by SNI, {} "
+            "without SNI",
+            index_, stats_.tls_handshakes.load(), stats_.tls_resumed.load(),
+            stats_.tls_failures.load(), stats_.tls_timeouts.load(), stats_.tls_ktls.load(),
+            stats_.tls_upstream_handshakes.load(), stats_.tls_upstream_resumed.load(),
+            stats_.tls_upstream_failures.load(), stats_.sni_routed.load(),
+            stats_.sni_missing.load());
+  }
   EGW_LOG(
       info,
       "worker {} stats: {} sessions accepted, {} connect failures, {} retries, {} queued, {} "

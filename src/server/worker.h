@@ -58,6 +58,17 @@ struct WorkerStats {
   std::atomic<uint64_t> slow_bodies{0};
   std::atomic<uint64_t> upstream_reused{0};
   std::atomic<uint64_t> upstream_connects{0};
+  // TLS
+  std::atomic<uint64_t> tls_handshakes{0};  // completed downstream (full + resumed)
+  std::atomic<uint64_t> tls_resumed{0};
+  std::atomic<uint64_t> tls_failures{0};  // bad, garbage or refused handshakes
+  std::atomic<uint64_t> tls_timeouts{0};  // handshakes past handshake_timeout_ms
+  std::atomic<uint64_t> tls_ktls{0};      // sessions handed to kernel TLS
+  std::atomic<uint64_t> tls_upstream_handshakes{0};
+  std::atomic<uint64_t> tls_upstream_resumed{0};
+  std::atomic<uint64_t> tls_upstream_failures{0};  // including failed verification
+  std::atomic<uint64_t> sni_routed{0};             // tcp passthrough sessions routed by SNI
+  std::atomic<uint64_t> sni_missing{0};            // ... that had no (parsable) SNI
 };
 
 // One cluster as one worker serves it on one snapshot: its balancer state
@@ -67,7 +78,8 @@ struct WorkerCluster {
       : cluster(c), picker(c, seed), latency(lat) {}
   upstream::Cluster& cluster;
   upstream::Picker picker;
-  stats::PhaseLatency* latency;  // this worker's histograms for the cluster (by name)
+  stats::PhaseLatency* latency;       // this worker's histograms for the cluster (by name)
+  tls::ClientContext* tls = nullptr;  // TLS to the endpoints, or null
   IntrusiveList<downstream::Session, &downstream::Session::queue_node_> queue;
   uint32_t queued = 0;
 };

@@ -3,6 +3,8 @@
 // wolfSSL: options.h must come before any other wolfSSL header.
 #include <wolfssl/options.h>
 
+#include <wolfssl/openssl/evp.h>
+#include <wolfssl/openssl/pem.h>
 #include <wolfssl/ssl.h>
 #include <wolfssl/wolfcrypt/asn.h>
 #include <wolfssl/wolfcrypt/ecc.h>
@@ -170,6 +172,42 @@ WolfCtxPtr new_ctx(bool server, std::string_view min_s, std::string_view max_s,
   return ctx;
 }
 
+// Whether `key_file`'s private key belongs to the (first) certificate of
+// `cert_file`: a signature made with the key must verify with the
+// certificate's public key. (wolfSSL_CTX_check_private_key() in this build
+// accepts any ECC key of the right curve.)
+bool key_matches_certificate(const std::string& cert_file, const std::string& key_file) {
+  WOLFSSL_X509* cert = wolfSSL_X509_load_certificate_file(cert_file.c_str(), WOLFSSL_FILETYPE_PEM);
+  WOLFSSL_EVP_PKEY* pub = cert ? wolfSSL_X509_get_pubkey(cert) : nullptr;
+  WOLFSSL_BIO* bio = wolfSSL_BIO_new_file(key_file.c_str(), "rb");
+  WOLFSSL_EVP_PKEY* priv =
+      bio ? wolfSSL_PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr) : nullptr;
+  bool ok = false;
+  if (pub && priv) {
+    static constexpr unsigned char kMessage[] = "expressgateway key check";
+    unsigned char sig[1024];
+    size_t sig_len = sizeof(sig);
+    WOLFSSL_EVP_MD_CTX* sign = wolfSSL_EVP_MD_CTX_new();
+    WOLFSSL_EVP_MD_CTX* verify = wolfSSL_EVP_MD_CTX_new();
+    ok = sign && verify &&
+         wolfSSL_EVP_DigestSignInit(sign, nullptr, wolfSSL_EVP_sha256(), nullptr, priv) ==
+             WOLFSSL_SUCCESS &&
+         wolfSSL_EVP_DigestSignUpdate(sign, kMessage, sizeof(kMessage)) == WOLFSSL_SUCCESS &&
+         wolfSSL_EVP_DigestSignFinal(sign, sig, &sig_len) == WOLFSSL_SUCCESS &&
+         wolfSSL_EVP_DigestVerifyInit(verify, nullptr, wolfSSL_EVP_sha256(), nullptr, pub) ==
+             WOLFSSL_SUCCESS &&
+         wolfSSL_EVP_DigestVerifyUpdate(verify, kMessage, sizeof(kMessage)) == WOLFSSL_SUCCESS &&
+         wolfSSL_EVP_DigestVerifyFinal(verify, sig, sig_len) == WOLFSSL_SUCCESS;
+    wolfSSL_EVP_MD_CTX_free(sign);
+    wolfSSL_EVP_MD_CTX_free(verify);
+  }
+  wolfSSL_EVP_PKEY_free(priv);
+  if (bio) wolfSSL_BIO_free(bio);
+  wolfSSL_EVP_PKEY_free(pub);
+  wolfSSL_X509_free(cert);
+  return ok;
+}
+
 // Loads a certificate chain and its key into `ctx` and checks they match.
 bool load_certificate(WOLFSSL_CTX* ctx, const CertificateFiles& files, std::string_view what,
                       std::string* detail) {
@@ -193,7 +231,8 @@ bool load_certificate(WOLFSSL_CTX* ctx, const CertificateFiles& files, std::stri
                           files.key_file, wolf_reason(rc));
     return false;
   }
-  if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
+  if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS ||
+      !key_matches_certificate(files.cert_file, files.key_file)) {
     *detail = fmt::format("{}: key_file \"{}\" does not match the certificate in \"{}\"", what,
                           files.key_file, files.cert_file);
     return false;

@@ -37,18 +37,82 @@ HttpConnection::~HttpConnection() {
   release_head_storage();
 }
 
-Status HttpConnection::connect(uint32_t timeout_ms) {
+Status HttpConnection::connect(uint32_t timeout_ms, tls::ClientContext* tls) {
   phase_ = Phase::kConnecting;
+  tls_ctx_ = tls;
   return sock_.connect(endpoint_->address(), timeout_ms);
 }
 
 void HttpConnection::on_connected(uring::StreamSocket&, int err) {
   if (closing_) return;
+  if (err == 0 && tls_ctx_) {
+    // Connected: now the handshake (phase stays kConnecting until it is done).
+    const tls::SavedSession* resume = pool_ ? pool_->tls_resume.get() : nullptr;
+    resume_offered_ = resume != nullptr;
+    auto session = tls::Session::client(*tls_ctx_, {}, resume);
+    if (!session) {
+      tls_error_ = "cannot create a TLS session";
+      if (user_) user_->on_upstream_connected(*this, EPROTO);
+      return;
+    }
+    tls_ = std::make_unique<tls::Transport>(loop_, sock_, std::move(session));
+    sock_.start_recv();
+    on_tls_status(tls_->pump([this](const uring::IoBuf& p) { in_.push_back(p); }));
+    return;
+  }
   if (err == 0) {
     phase_ = Phase::kIdle;
     sock_.start_recv();
   }
   if (user_) user_->on_upstream_connected(*this, err);
+}
+
+void HttpConnection::handshake_done() {
+  phase_ = Phase::kIdle;
+  if (user_) user_->on_upstream_connected(*this, 0);
+}
+
+void HttpConnection::on_tls_status(tls::Session::Status st) {
+  if (closing_) return;
+  switch (st) {
+    case tls::Session::Status::kOk:
+    case tls::Session::Status::kWantInput:
+      if (tls_->take_handshake_done()) handshake_done();
+      return;
+    case tls::Session::Status::kClosed:
+      on_eof(sock_);
+      return;
+    case tls::Session::Status::kError:
+      broken_ = true;
+      if (phase_ == Phase::kConnecting) {
+        tls_error_ = tls_->session().error();
+        // A rejected resumption must not poison the next connections.
+        if (resume_offered_ && pool_) pool_->tls_resume.reset();
+        if (user_) {
+          user_->on_upstream_connected(*this, EPROTO);
+        } else {
+          close();
+        }
+        return;
+      }
+      EGW_LOG_RATELIMITED(warn, 1000, "endpoint {}: TLS: {}", endpoint_->label(),
+                          tls_->session().error());
+      fail(response_started_ || phase_ == Phase::kBody ? HttpError::kTruncated : HttpError::kReset,
+           EPROTO);
+      return;
+  }
+}
+
+bool HttpConnection::send(const uring::IoBuf& b) {
+  if (!tls_) return sock_.send(b);
+  if (closing_ || sock_.write_shut()) return false;
+  if (!tls_->send(b)) broken_ = true;  // the session failed: the recv side reports it
+  return true;
+}
+
+void HttpConnection::shutdown_write() {
+  if (tls_ && tls_->handshake_done()) tls_->close_notify();
+  sock_.shutdown_write();
 }
 
 void HttpConnection::begin(h1::Method method) {
@@ -81,6 +145,22 @@ void HttpConnection::release_head_storage() {
 }
 
 void HttpConnection::on_data(uring::StreamSocket&, const uring::IoBuf& buf) {
+  if (tls_) {
+    if (closing_) {
+      loop_.release(buf);
+      return;
+    }
+    const bool was_done = tls_->handshake_done();
+    const tls::Session::Status st =
+        tls_->on_ciphertext(buf, [this](const uring::IoBuf& p) { in_.push_back(p); });
+    if (!was_done && tls_->take_handshake_done()) {
+      handshake_done();
+      if (closing_) return;
+    }
+    if (!in_.empty() && !closing_) process();
+    on_tls_status(st);
+    return;
+  }
   in_.push_back(buf);
   if (!closing_) process();
 }
@@ -173,6 +253,7 @@ void HttpConnection::process() {
             in_.drop(step.consumed);
             phase_ = Phase::kDone;
             ++exchanges_;
+            save_tls();
             if (!in_.empty()) broken_ = true;  // more than the response: never reuse
             in_.clear();
             user_->on_response_end(*this);
@@ -197,14 +278,34 @@ void HttpConnection::process() {
     if (step.kind == h1::BodyDecoder::Step::kDone) {
       phase_ = Phase::kDone;
       ++exchanges_;
+      save_tls();
       user_->on_response_end(*this);
     }
   }
 }
 
+void HttpConnection::save_tls() {
+  // Once per connection, after a whole exchange (TLS 1.3 tickets arrive
+  // after the handshake): the next new connection offers it.
+  if (!tls_ || tls_saved_ || !pool_) return;
+  tls_saved_ = true;
+  if (auto s = tls_->session().save()) pool_->tls_resume = std::move(s);
+}
+
 void HttpConnection::on_eof(uring::StreamSocket&) {
   eof_ = true;
   if (closing_) return;
+  if (tls_ && phase_ == Phase::kConnecting) {
+    tls_error_ = "connection closed during the TLS handshake";
+    broken_ = true;
+    if (resume_offered_ && pool_) pool_->tls_resume.reset();
+    if (user_) {
+      user_->on_upstream_connected(*this, EPROTO);
+    } else {
+      close();
+    }
+    return;
+  }
   switch (phase_) {
     case Phase::kTunnel:
       if (user_) user_->on_tunnel_eof(*this);

@@ -17,6 +17,7 @@
 #include "proto/h1/body.h"
 #include "proto/h1/parser.h"
 #include "src/http/head_buffer.h"
+#include "src/tls/transport.h"
 #include "uring/io_queue.h"
 #include "uring/stream_socket.h"
 #include "uring/timer_wheel.h"
@@ -72,17 +73,25 @@ class HttpConnection final : private uring::StreamSocketHandler {
                  Pool* pool);
   ~HttpConnection();
 
-  Status connect(uint32_t timeout_ms);
+  // Connects; with `tls` (kept alive by the connection's session) the TLS
+  // handshake follows, and on_upstream_connected() reports once it is done
+  // (EPROTO when it failed: tls_error() says why).
+  Status connect(uint32_t timeout_ms, tls::ClientContext* tls = nullptr);
+  // The TLS session, or null on a plain connection.
+  tls::Session* tls_session() { return tls_ ? &tls_->session() : nullptr; }
+  const std::string& tls_error() const { return tls_error_; }
+  // Whether a saved TLS session was offered (resumption attempt).
+  bool tls_resume_offered() const { return resume_offered_; }
   void set_user(HttpConnectionUser* user) { user_ = user; }
   HttpConnectionUser* user() const { return user_; }
 
   // A new exchange: the response will answer a request with `method`.
   void begin(proto::h1::Method method);
-  bool send(const uring::IoBuf& b) { return sock_.send(b); }
+  bool send(const uring::IoBuf& b);
   bool send_full() const { return sock_.send_full(); }
   void pause_recv() { sock_.pause_recv(); }
   void resume_recv() { sock_.resume_recv(); }
-  void shutdown_write() { sock_.shutdown_write(); }
+  void shutdown_write();
   // From now on bytes are relayed raw (after a 101 or a 2xx to CONNECT).
   void set_tunnel();
 
@@ -116,6 +125,9 @@ class HttpConnection final : private uring::StreamSocketHandler {
   void on_released(uring::StreamSocket& s) override;
 
   void process();
+  void on_tls_status(tls::Session::Status st);
+  void save_tls();
+  void handshake_done();
   void fail(HttpError e, int err);
   void release_head_storage();
 
@@ -126,6 +138,11 @@ class HttpConnection final : private uring::StreamSocketHandler {
   Pool* pool_;
   HttpConnectionUser* user_ = nullptr;
   uring::StreamSocket sock_;
+  tls::ClientContext* tls_ctx_ = nullptr;
+  std::unique_ptr<tls::Transport> tls_;
+  std::string tls_error_;
+  bool resume_offered_ = false;
+  bool tls_saved_ = false;  // this connection's resumption state went to the pool
   uring::IoQueue in_;
   Phase phase_ = Phase::kConnecting;
   proto::h1::Method method_ = proto::h1::Method::kGet;
@@ -156,6 +173,9 @@ class Pool {
   // An idle connection saw EOF, data or an error: drop it.
   void remove(HttpConnection* c);
   size_t idle() const { return idle_count_; }
+  // TLS: the latest resumption state from a connection to this endpoint,
+  // offered by the next new one.
+  std::shared_ptr<tls::SavedSession> tls_resume;
   uint64_t reused() const { return reused_; }
 
  private:
