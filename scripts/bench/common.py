@@ -23,9 +23,11 @@ def free_port():
     return port
 
 
-def wait_port(port, timeout=10):
+def wait_port(port, timeout=10, proc=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.p.poll() is not None:
+            raise RuntimeError(f"{proc.p.args} exited: {proc.output()}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
             return

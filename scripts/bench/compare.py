@@ -294,6 +294,7 @@ def main():
     outdir = args.out or os.path.join("bench-out", time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(outdir, exist_ok=True)
     wd = tempfile.mkdtemp(prefix="egw-bench-")
+    os.chmod(wd, 0o755)  # nginx workers (another user) read the origin's files
     root = os.path.join(wd, "root")
     os.makedirs(root)
     with open(os.path.join(root, "64k"), "wb") as f:

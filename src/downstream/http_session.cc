@@ -98,6 +98,7 @@ HttpSession::HttpSession(server::Worker& worker, server::WorkerSnapshot& snap, s
   client_.open(std::move(client));
   if (const auto& ctx = snap.runtime->listener_tls[listener]) {
     tls_ = std::make_unique<tls::Transport>(worker.loop(), client_, tls::Session::server(*ctx));
+    tls_->set_on_failure([this] { fail_tls(); });
   }
 }
 
@@ -949,6 +950,9 @@ void HttpSession::finish_exchange() {
     return;
   }
   state_ = State::kIdle;
+  // No response is under way until the next request head is read (an error
+  // answering that head must not take the last response for its own).
+  resp_started_ = resp_done_ = trailers_sent_ = false;
   arm_timer(listener_.http.keep_alive_timeout_ms);
   if (!in_.empty()) process_input();  // a pipelined request
   if (state_ == State::kIdle && client_.recv_paused()) client_.resume_recv();
@@ -992,14 +996,17 @@ void HttpSession::on_sent(uring::StreamSocket&) {
 
 void HttpSession::on_connected(uring::StreamSocket&, int) {}
 
+void HttpSession::fail_tls() {
+  // Encryption failed (out of memory): close from the timer, not from under
+  // the caller.
+  if (tls_failed_) return;
+  tls_failed_ = true;
+  arm_timer(0);
+}
+
 void HttpSession::send_client(const IoBuf& b) {
   if (tls_) {
-    if (!tls_->send(b) && !tls_failed_) {
-      // Encryption failed (out of memory): close from the timer, not from
-      // under the caller.
-      tls_failed_ = true;
-      arm_timer(0);
-    }
+    if (!tls_->send(b)) fail_tls();
     return;
   }
   if (!client_.send(b)) worker_.loop().release(b);

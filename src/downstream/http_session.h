@@ -95,6 +95,7 @@ class HttpSession final : public Session,
   void on_tls_status(tls::Session::Status st);
   // close_notify (TLS), then FIN once the queue drains.
   void shutdown_client();
+  void fail_tls();
   void process_input();
   void parse_head();
   void begin_exchange();

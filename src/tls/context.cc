@@ -27,6 +27,18 @@ void init_library() {
   std::call_once(once, [] { wolfSSL_Init(); });
 }
 
+bool has_aes_ni() {
+#if defined(WOLFSSL_AESNI)
+  return true;
+#else
+  return false;
+#endif
+}
+
+const char* default_cipher_list() {
+  return has_aes_ni() ? kAesFirstCipherList : kChachaFirstCipherList;
+}
+
 void release_thread_state() {
 #ifdef FP_ECC
   wc_ecc_fp_free();
@@ -113,7 +125,8 @@ WolfCtxPtr new_ctx(bool server, std::string_view min_s, std::string_view max_s,
     *detail = "cannot set the minimum version to TLS 1.2";
     return nullptr;
   }
-  const std::string& ciphers = cipher_list.empty() ? std::string(kDefaultCipherList) : cipher_list;
+  const std::string& ciphers =
+      cipher_list.empty() ? std::string(default_cipher_list()) : cipher_list;
   if (wolfSSL_CTX_set_cipher_list(ctx.get(), ciphers.c_str()) != WOLFSSL_SUCCESS) {
     *detail = fmt::format("cipher_list \"{}\": wolfSSL accepts none of these suites", ciphers);
     return nullptr;

@@ -54,6 +54,11 @@ namespace {
 constexpr uint8_t kContentHandshake = 22;
 // Input queue capacity kept between feeds: two full records and a bit.
 constexpr size_t kRetainedInput = 64 * 1024;
+// Drained input queues wait here for the next session of this thread that
+// needs one (so an idle connection holds no input memory, and a busy one
+// does not allocate per read).
+constexpr size_t kMaxSpareInputs = 256;
+thread_local std::vector<std::vector<uint8_t>> spare_inputs;
 constexpr uint8_t kHandshakeClientHello = 1;
 
 // A bounds-checked cursor over bytes a peer sent.
@@ -176,8 +181,22 @@ void Session::setup(WOLFSSL* ssl) {
   if (mode != WOLFSSL_VERIFY_NONE) wolfSSL_set_verify(ssl, mode, SessionCallbacks::verify);
 }
 
+void Session::park_input() {
+  if (in_head_ != in_.size() || in_.capacity() == 0) return;
+  in_.clear();
+  in_head_ = in_scan_ = 0;
+  if (in_.capacity() <= kRetainedInput && spare_inputs.size() < kMaxSpareInputs) {
+    spare_inputs.push_back(std::move(in_));
+  }
+  std::vector<uint8_t>().swap(in_);
+}
+
 void Session::feed(const uint8_t* data, size_t len) {
   if (len == 0 || state_ == State::kFailed || input_error_) return;
+  if (in_.capacity() == 0 && !spare_inputs.empty()) {
+    in_ = std::move(spare_inputs.back());
+    spare_inputs.pop_back();
+  }
   if (in_head_ == in_.size()) {
     // Drained. A queue that grew past kRetainedInput (a big feed) gives its
     // memory back rather than keep it for the life of an idle connection.
@@ -367,6 +386,10 @@ void Session::on_handshake_done() {
     }
     wolfSSL_X509_free(peer);  // a copy (KEEP_PEER_CERT + OPENSSL_EXTRA)
   }
+  // The handshake's working arrays (randoms, pre-master secret, cookies:
+  // ~5 KB) are not needed once it is done; an idle server connection should
+  // not keep them. (Clients keep them: save() reads the session's secrets.)
+  if (role_ == Role::kServer) wolfSSL_FreeArrays(ssl_.get());
 }
 
 Session::Status Session::read_some(uint8_t* buf, size_t cap, size_t* n) {

@@ -164,6 +164,11 @@ class Session {
   // Whether the peer's close_notify arrived (false after a bare EOF).
   bool close_notify_received() const { return close_notify_received_; }
 
+  // Once everything fed has been consumed: gives the input queue's memory
+  // to a per-thread spare list (an idle connection then holds none; the
+  // next feed of any session on this thread takes it back).
+  void park_input();
+
   // Ciphertext fed but not yet handed to wolfSSL (complete or not).
   size_t buffered_input() const { return in_.size() - in_head_; }
   // The wolfSSL object; null on a server before the ClientHello arrived.
@@ -203,7 +208,7 @@ class Session {
   size_t in_scan_ = 0;
 
   std::string sni_;
-  std::string_view alpn_;  // points into wolfSSL's state (lives as long as ssl_)
+  std::string alpn_;  // a copy: the server frees wolfSSL's handshake state
   std::string peer_subject_;
   std::string verify_error_;  // detail from the verify callback
   std::string error_;

@@ -21,6 +21,7 @@ void TlsRelay::open_a(UniqueFd fd, std::unique_ptr<Session> session) {
   a.open = true;
   if (session) {
     a.tls = std::make_unique<Transport>(loop_, a.sock, std::move(session));
+    a.tls->set_on_failure([this] { fail(0, EPROTO, "encrypting failed"); });
   } else {
     a.ready = true;
   }
@@ -38,6 +39,7 @@ void TlsRelay::open_b(UniqueFd fd, std::unique_ptr<Session> session) {
     return;
   }
   b.tls = std::make_unique<Transport>(loop_, b.sock, std::move(session));
+  b.tls->set_on_failure([this] { fail(1, EPROTO, "encrypting failed"); });
   // The ClientHello goes out now.
   const Session::Status st = b.tls->pump([this](const uring::IoBuf& p) { forward(1, p); });
   handle_status(1, st);

@@ -6,16 +6,23 @@ namespace egw::tls {
 
 Transport::Transport(uring::EventLoop& loop, uring::StreamSocket& sock,
                      std::unique_ptr<Session> session)
-    : loop_(loop), sock_(sock), session_(std::move(session)) {
+    : loop_(loop), sock_(sock), session_(std::move(session)), pending_(loop) {
   session_->set_output([this](const uint8_t* p, size_t n) { on_output(p, n); });
 }
 
 Transport::~Transport() {
-  for (uring::Chunk* c : {in_chunk_, out_chunk_}) {
-    if (!c) continue;
+  flush_node_unlink();
+  pending_.clear();
+  drop_chunks();
+}
+
+void Transport::drop_chunks() {
+  for (uring::Chunk** c : {&in_chunk_, &out_chunk_}) {
+    if (!*c) continue;
     uring::IoBuf own;
-    own.chunk = c;
+    own.chunk = *c;
     loop_.release(own);
+    *c = nullptr;
   }
 }
 
@@ -55,9 +62,52 @@ void Transport::on_output(const uint8_t* p, size_t n) {
 }
 
 bool Transport::send(const uring::IoBuf& b) {
-  const Session::Status s = session_->write(b.data, b.len);
-  loop_.release(b);
-  return s == Session::Status::kOk && !failed_;
+  if (failed_ || session_->state() == Session::State::kFailed) {
+    loop_.release(b);
+    return false;
+  }
+  if (b.len == 0) {
+    loop_.release(b);
+    return true;
+  }
+  pending_.push_back(b);
+  loop_.schedule_flush(*this);
+  return true;
+}
+
+void Transport::flush() {
+  if (pending_.empty()) return;
+  // Small pieces are gathered into one record; a piece of a record's size
+  // or more goes to wolfSSL as it is (it makes full records of it).
+  uint8_t gather[Session::kMaxPlaintext];
+  size_t used = 0;
+  bool ok = true;
+  auto write = [&](const uint8_t* p, size_t n) {
+    if (ok && session_->write(p, n) != Session::Status::kOk) ok = false;
+  };
+  while (!pending_.empty()) {
+    const uring::IoBuf b = pending_.take_front();
+    if (used + b.len <= sizeof(gather)) {
+      std::memcpy(gather + used, b.data, b.len);
+      used += b.len;
+    } else {
+      if (used > 0) write(gather, used);
+      used = 0;
+      if (b.len < sizeof(gather)) {
+        std::memcpy(gather, b.data, b.len);
+        used = b.len;
+      } else {
+        write(b.data, b.len);
+      }
+    }
+    loop_.release(b);
+  }
+  if (used > 0) write(gather, used);
+  drop_chunks();
+  if ((!ok || failed_) && on_failure_) {
+    failed_ = true;
+    on_failure_();
+  }
 }
 
 }  // namespace egw::tls

@@ -56,6 +56,11 @@ void HttpConnection::on_connected(uring::StreamSocket&, int err) {
       return;
     }
     tls_ = std::make_unique<tls::Transport>(loop_, sock_, std::move(session));
+    tls_->set_on_failure([this] {
+      if (closing_) return;
+      EGW_LOG_RATELIMITED(warn, 1000, "endpoint {}: TLS: cannot encrypt", endpoint_->label());
+      fail(response_started_ ? HttpError::kTruncated : HttpError::kReset, EPROTO);
+    });
     sock_.start_recv();
     on_tls_status(tls_->pump([this](const uring::IoBuf& p) { in_.push_back(p); }));
     return;

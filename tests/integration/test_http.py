@@ -138,6 +138,29 @@ def test_backend_closing_is_never_reused(gateways, backend):
     assert backend.connections >= 5
 
 
+def test_a_bad_request_behind_good_ones_gets_its_400_after_their_answers(gateways, backend):
+    routes = """
+[[listener.route]]
+match = { path = "/local" }
+respond = { status = 200, body = "local" }
+"""
+    g = Gateway(http_config([backend], routes=routes))
+    gateways.append(g)
+    # Answered locally and by the backend, then a request line that is not
+    # one: every good request keeps its response, the bad one gets a 400,
+    # then the connection closes.
+    for first in (b"GET /local HTTP/1.1\r\nHost: x\r\n\r\n", b"GET /up HTTP/1.1\r\nHost: x\r\n\r\n"):
+        s = socket.create_connection(g.address("web"), timeout=10)
+        s.sendall(first + first + b"k\r\n\r\n")
+        r = Responses(s)
+        assert r.next()[0] == 200
+        assert r.next()[0] == 200
+        assert r.next()[0] == 400
+        s.settimeout(5)
+        assert s.recv(100) == b""
+        s.close()
+
+
 def test_pipelined_requests_are_answered_in_order_without_desync(gateways, backend):
     g = Gateway(http_config([backend]))
     gateways.append(g)

@@ -175,6 +175,24 @@ def test_tls12_only_listener_refuses_tls13_only_client(gateways, pki, backend):
         peer_names(g.address("web"), "a.test", version="1.3")
 
 
+def test_key_updates_both_ways_keep_the_connection_going(gateways, pki, backend):
+    g = Gateway(https_config(pki, [backend]))
+    gateways.append(g)
+    host, port = g.address("web")
+    # s_client's commands: "k" updates its sending keys, "K" also asks the
+    # server to update its own (RFC 8446 4.6.3).
+    req = "GET /ku/{} HTTP/1.1\r\nHost: a.test\r\n\r\n"
+    script = (f"printf '{req.format(1)}'; sleep 0.3; printf 'k\\n'; sleep 0.3; "
+              f"printf '{req.format(2)}'; sleep 0.3; printf 'K\\n'; sleep 0.3; "
+              f"printf '{req.format(3)}'; sleep 0.5")
+    p = subprocess.run(f"({script}) | openssl s_client -connect {host}:{port} -servername a.test",
+                       shell=True, capture_output=True, timeout=30)
+    out = (p.stdout + p.stderr).decode(errors="replace")
+    assert out.count("KEYUPDATE") == 2, out
+    assert out.count("HTTP/1.1 200 OK") == 3, out
+    assert [q.target for q in backend.requests] == ["/ku/1", "/ku/2", "/ku/3"]
+
+
 # --- resumption -------------------------------------------------------------------------
 
 
