@@ -16,7 +16,8 @@ before reporting, and writes a Markdown report plus one PNG latency plot per
 scenario (gnuplot) into --out.
 
   scripts/bench/compare.py [--rounds 3] [--seconds 5] [--rate 10000]
-                           [--scenarios small,64k,1m,newconn,l4] [--out DIR]
+                           [--scenarios small,small16,small256,64k,1m,newconn,https,l4]
+                           [--out DIR]
 """
 import argparse
 import json
@@ -37,16 +38,34 @@ from common import (BUILD, EGW, Proc, children, free_port, md_table, start_egw, 
 LOADGEN = os.path.join(BUILD, "expressgateway-load")
 
 SCENARIOS = {
-    # name: (path, wrk connections, open-loop rate factor, extra wrk header, l4)
-    "small": ("/small", 64, 1.0, None, False),
-    "64k": ("/64k", 64, 0.05, None, False),
-    "1m": ("/1m", 16, 0.005, None, False),
-    "newconn": ("/small", 64, 0.25, "Connection: close", False),
-    "l4": ("/small", 64, 1.0, None, True),
+    # name: (path, wrk connections, open-loop rate factor, extra wrk header, kind)
+    "small": ("/small", 64, 1.0, None, "http"),
+    "small16": ("/small", 16, 1.0, None, "http"),
+    "small256": ("/small", 256, 1.0, None, "http"),
+    "64k": ("/64k", 64, 0.05, None, "http"),
+    "1m": ("/1m", 16, 0.005, None, "http"),
+    "newconn": ("/small", 64, 0.25, "Connection: close", "http"),
+    # TLS 1.3 keep-alive (each proxy terminates; AES-128-GCM, X25519, ECDSA
+    # P-256 everywhere: the same work asked of each).
+    "https": ("/small", 64, 0.8, None, "https"),
+    "l4": ("/small", 64, 1.0, None, "l4"),
 }
 
 
-def origin_conf(port, root, wd):
+def origin_conf(port, root, wd, tls_port=None):
+    tls = ""
+    if tls_port:
+        tls = f"""
+  server {{
+    listen 127.0.0.1:{tls_port} ssl backlog=4096 reuseport;
+    ssl_certificate {wd}/site.pem;
+    ssl_certificate_key {wd}/site.key;
+    ssl_protocols TLSv1.3;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
+    ssl_ecdh_curve X25519;
+    root {root};
+    location = /small {{ return 200 "{'x' * 100}"; }}
+  }}"""
     return f"""
 worker_processes 1;
 error_log {wd}/origin-error.log error;
@@ -60,12 +79,12 @@ http {{
     listen 127.0.0.1:{port} backlog=4096 reuseport;
     root {root};
     location = /small {{ return 200 "{'x' * 100}"; }}
-  }}
+  }}{tls}
 }}
 """
 
 
-def egw_conf(http_port, l4_port, origin):
+def egw_conf(http_port, l4_port, origin, tls_port, wd):
     return f"""
 [global]
 workers = 1
@@ -79,6 +98,19 @@ x_forwarded_for = "off"
 x_forwarded_proto = false
 via = false
 [[listener]]
+name = "webtls"
+bind = "127.0.0.1:{tls_port}"
+protocol = "http"
+cluster = "origin"
+x_forwarded_for = "off"
+x_forwarded_proto = false
+via = false
+[listener.tls]
+certificates = [ {{ cert = "{wd}/site.pem", key = "{wd}/site.key" }} ]
+ciphers = "TLS13-AES128-GCM-SHA256"
+groups = "X25519"
+min_version = "1.3"
+[[listener]]
 name = "l4"
 bind = "127.0.0.1:{l4_port}"
 protocol = "tcp"
@@ -90,12 +122,15 @@ endpoints = [ {{ address = "127.0.0.1:{origin}" }} ]
 """
 
 
-def haproxy_conf(http_port, l4_port, origin):
+def haproxy_conf(http_port, l4_port, origin, tls_port, wd):
     return f"""
 global
   nbthread 1
   maxconn 9000
   maxpipes 100
+  ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256
+  ssl-default-bind-options ssl-min-ver TLSv1.3
+  ssl-default-bind-curves X25519
 defaults
   timeout connect 2s
   timeout client 60s
@@ -104,6 +139,7 @@ frontend web
   mode http
   option http-keep-alive
   bind 127.0.0.1:{http_port}
+  bind 127.0.0.1:{tls_port} ssl crt {wd}/combined.pem alpn http/1.1
   default_backend origin_http
 backend origin_http
   mode http
@@ -120,7 +156,7 @@ backend origin_tcp
 """
 
 
-def nginx_proxy_conf(http_port, l4_port, origin, wd):
+def nginx_proxy_conf(http_port, l4_port, origin, wd, tls_port, pki):
     return f"""
 load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 worker_processes 1;
@@ -133,6 +169,12 @@ http {{
   upstream origin {{ server 127.0.0.1:{origin}; keepalive 1024; }}
   server {{
     listen 127.0.0.1:{http_port} backlog=4096;
+    listen 127.0.0.1:{tls_port} ssl backlog=4096;
+    ssl_certificate {pki}/site.pem;
+    ssl_certificate_key {pki}/site.key;
+    ssl_protocols TLSv1.3;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
+    ssl_ecdh_curve X25519;
     location / {{
       proxy_pass http://origin;
       proxy_http_version 1.1;
@@ -148,10 +190,11 @@ stream {{
 
 
 class Target:
-    def __init__(self, name, http_port, l4_port, proc=None, worker_pid=None):
+    def __init__(self, name, http_port, l4_port, tls_port, proc=None, worker_pid=None):
         self.name = name
         self.http_port = http_port
         self.l4_port = l4_port
+        self.tls_port = tls_port
         self.proc = proc
         self.worker_pid = worker_pid  # the process that does the proxying
 
@@ -201,6 +244,8 @@ def run_loadgen(args, url, rate, conns, header, hdr_path):
     cmd = ["taskset", "-c", str(args.client_cpu), LOADGEN, "--url", url, "--rate", str(int(rate)),
            "--duration", f"{args.seconds}s", "--warmup", "1s", "-c", str(conns), "-q",
            "--json", hdr_path + ".json", "--hdr", hdr_path]
+    if url.startswith("https:"):
+        cmd += ["--cacert", args.ca, "--sni", "bench.test"]
     if header:
         cmd += ["--new-connection-per-request"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds + 60)
@@ -210,9 +255,10 @@ def run_loadgen(args, url, rate, conns, header, hdr_path):
 
 
 def measure(args, target, scen, rate, outdir, round_no, perf):
-    path, conns, _, header, l4 = SCENARIOS[scen]
-    port = target.l4_port if l4 else target.http_port
-    url = f"http://127.0.0.1:{port}{path}"
+    path, conns, _, header, kind = SCENARIOS[scen]
+    l4 = kind == "l4"
+    port = {"l4": target.l4_port, "https": target.tls_port}.get(kind, target.http_port)
+    url = f"{'https' if kind == 'https' else 'http'}://127.0.0.1:{port}{path}"
     pid = target.worker_pid
     # Throughput and CPU, with nothing attached to the proxy.
     cpu0 = tree_cpu_ns(pid) if pid else 0
@@ -286,7 +332,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--rate", type=float, default=10000,
                     help="open-loop rate for the small scenario (others scale it down)")
-    ap.add_argument("--scenarios", default="small,64k,1m,newconn,l4")
+    ap.add_argument("--scenarios", default="small,small16,small256,64k,1m,newconn,https,l4")
     ap.add_argument("--proxy-cpu", type=int, default=1)
     ap.add_argument("--client-cpu", type=int, default=0)
     ap.add_argument("--out", default=None)
@@ -294,6 +340,9 @@ def main():
     outdir = args.out or os.path.join("bench-out", time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(outdir, exist_ok=True)
     wd = tempfile.mkdtemp(prefix="egw-bench-")
+    from tls_compare import make_pki
+    make_pki(wd)
+    args.ca = os.path.join(wd, "ca.pem")
     os.chmod(wd, 0o755)  # nginx workers (another user) read the origin's files
     root = os.path.join(wd, "root")
     os.makedirs(root)
@@ -301,30 +350,32 @@ def main():
         f.write(os.urandom(64 * 1024))
     with open(os.path.join(root, "1m"), "wb") as f:
         f.write(os.urandom(1 << 20))
-    origin_port = free_port()
+    origin_port, origin_tls = free_port(), free_port()
     procs = []
     try:
-        origin = start_nginx(origin_conf(origin_port, root, wd), args.client_cpu, wd)
+        origin = start_nginx(origin_conf(origin_port, root, wd, origin_tls), args.client_cpu, wd)
         procs.append(origin)
-        wait_port(origin_port)
-        targets = [Target("direct", origin_port, origin_port)]
-        hp, lp = free_port(), free_port()
-        e = start_egw(egw_conf(hp, lp, origin_port), args.proxy_cpu, wd)
+        wait_port(origin_port, proc=origin)
+        targets = [Target("direct", origin_port, origin_port, origin_tls)]
+        hp, lp, tp = free_port(), free_port(), free_port()
+        e = start_egw(egw_conf(hp, lp, origin_port, tp, wd), args.proxy_cpu, wd)
         procs.append(e)
-        wait_port(hp)
-        targets.append(Target("ExpressGateway", hp, lp, e, e.pid))
-        hp, lp = free_port(), free_port()
-        h = start_haproxy(haproxy_conf(hp, lp, origin_port), args.proxy_cpu, wd)
+        wait_port(hp, proc=e)
+        targets.append(Target("ExpressGateway", hp, lp, tp, e, e.pid))
+        hp, lp, tp = free_port(), free_port(), free_port()
+        h = start_haproxy(haproxy_conf(hp, lp, origin_port, tp, wd), args.proxy_cpu, wd)
         procs.append(h)
-        wait_port(hp)
-        targets.append(Target("HAProxy", hp, lp, h, h.pid))
-        hp, lp = free_port(), free_port()
-        n = start_nginx(nginx_proxy_conf(hp, lp, origin_port, wd), args.proxy_cpu, wd)
+        wait_port(hp, proc=h)
+        targets.append(Target("HAProxy", hp, lp, tp, h, h.pid))
+        hp, lp, tp = free_port(), free_port(), free_port()
+        nwd = os.path.join(wd, "nginx-proxy")
+        os.makedirs(nwd)
+        n = start_nginx(nginx_proxy_conf(hp, lp, origin_port, nwd, tp, wd), args.proxy_cpu, nwd)
         procs.append(n)
-        wait_port(hp)
+        wait_port(hp, proc=n)
         time.sleep(0.5)
         workers = children(n.pid)
-        targets.append(Target("nginx", hp, lp, n, workers[0] if workers else n.pid))
+        targets.append(Target("nginx", hp, lp, tp, n, workers[0] if workers else n.pid))
         perf = perf_available()
         report = [f"# Side by side ({time.strftime('%Y-%m-%d %H:%M')}): one proxy worker on CPU "
                   f"{args.proxy_cpu}; wrk, expressgateway-load and the nginx origin on CPU "
@@ -335,9 +386,9 @@ def main():
         if not perf:
             report.append("(perf cannot count raw_syscalls here: the syscall column is empty.)\n")
         for scen in args.scenarios.split(","):
-            path, conns, rate_factor, header, l4 = SCENARIOS[scen]
+            path, conns, rate_factor, header, kind = SCENARIOS[scen]
             rate = args.rate * rate_factor
-            active = [t for t in targets if not (l4 and t.name == "nginx" and False)]
+            active = targets
             results = {t.name: [] for t in active}
             for r in range(args.rounds):
                 for t in active:
@@ -371,6 +422,9 @@ def main():
                 ])
             png = plot(scen, results, outdir, rate)
             title = {"small": "HTTP/1.1 keep-alive, 100-byte responses",
+                     "small16": "HTTP/1.1 keep-alive, 100-byte responses, 16 connections",
+                     "small256": "HTTP/1.1 keep-alive, 100-byte responses, 256 connections",
+                     "https": "HTTPS (TLS 1.3) keep-alive, 100-byte responses",
                      "64k": "HTTP/1.1 keep-alive, 64 KiB responses",
                      "1m": "HTTP/1.1 keep-alive, 1 MiB responses",
                      "newconn": "HTTP/1.1, a new connection per request",

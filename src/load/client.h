@@ -31,6 +31,7 @@
 #include "src/load/options.h"
 #include "src/load/schedule.h"
 #include "src/load/stats.h"
+#include "src/tls/session.h"
 #include "uring/event_loop.h"
 #include "uring/stream_socket.h"
 
@@ -43,9 +44,10 @@ struct WorkerPlan {
   proto::h1::Method method = proto::h1::Method::kGet;
   unsigned index = 0;
   unsigned connections = 1;
-  double rate = 0;    // this worker's requests/s (open loop)
-  double phase = 0;   // of a period, for constant schedules
-  uint64_t seed = 1;  // for Poisson schedules
+  double rate = 0;                    // this worker's requests/s (open loop)
+  double phase = 0;                   // of a period, for constant schedules
+  uint64_t seed = 1;                  // for Poisson schedules
+  tls::ClientContext* tls = nullptr;  // https: shared by every worker (read-only)
 };
 
 class Client {
@@ -75,6 +77,9 @@ class Client {
   const WorkerPlan& plan() const { return plan_; }
   const Options& options() const { return *plan_.options; }
   Stats& stats() { return stats_; }
+  // https: the session the next new connection offers (the last one saved
+  // by any connection of this worker), when resumption is on.
+  std::shared_ptr<tls::SavedSession>& tls_resume() { return tls_resume_; }
   // A connection can take a request (after set-up, a response, an error, a
   // back-off). May hand it the next request at once.
   void on_available(Connection& c, bool connect_failed);
@@ -100,6 +105,7 @@ class Client {
   WorkerPlan plan_;
   Stats& stats_;
   SlabPool<uring::StreamSocket> sockets_;
+  std::shared_ptr<tls::SavedSession> tls_resume_;
   std::vector<std::unique_ptr<Connection>> connections_;
   std::vector<Connection*> available_;
   size_t available_head_ = 0;

@@ -35,6 +35,7 @@ ErrorKind connect_error_kind(int err) {
 Connection::Connection(Client& client)
     : client_(client), parser_(kLimits, std::span<proto::h1::Header>(headers_)) {
   timer_.set_callback([this] { on_timer(); });
+  dead_tls_.reserve(2);
 }
 
 Connection::~Connection() {
@@ -63,6 +64,8 @@ void Connection::start(uint64_t intended_ns, bool measured) {
 
 void Connection::connect() {
   EGW_ASSERT(sock_ == nullptr);
+  // (dead_tls_ is not cleared here: connect() can run inside a delivery
+  // from the transport that dead_tls_ keeps alive.)
   sock_ = client_.sockets().create(client_.loop(), *this);
   state_ = State::kConnecting;
   connect_start_ns_ = clock::now_ns();
@@ -79,12 +82,87 @@ void Connection::on_connected(uring::StreamSocket& s, int err) {
   }
   const uint64_t now = clock::cached_ns();
   if (setup_connect_ || measured_) client_.stats().connect.record(since(connect_start_ns_, now));
+  dead_tls_.clear();  // a completion of its own: no call into an old transport is in progress
+  if (tls::ClientContext* ctx = client_.plan().tls) {
+    // https: the handshake first; the connection is ready when it is done.
+    const tls::SavedSession* resume =
+        client_.options().tls.resume ? client_.tls_resume().get() : nullptr;
+    auto session = tls::Session::client(*ctx, {}, resume);
+    if (!session) {
+      connect_failed(ENOMEM);
+      return;
+    }
+    tls_ = std::make_unique<tls::Transport>(client_.loop(), *sock_, std::move(session));
+    tls_->set_on_failure([this] {
+      if (has_request_) fail(ErrorKind::kTls);
+    });
+    tls_saved_ = false;
+    handshake_start_ns_ = now;
+    sock_->start_recv();
+    client_.loop().timers().schedule_after(timer_, client_.options().connect_timeout_ms);
+    tls::Transport* t = tls_.get();
+    const tls::Session::Status st = t->pump([](const uring::IoBuf& b) {
+      uring::StreamSocket::release(b);  // nothing can be decrypted before the server spoke
+    });
+    if (tls_.get() == t) tls_status(st);
+    return;
+  }
   state_ = State::kReady;
   sock_->start_recv();
   if (has_request_) {
     send_request();
   } else {
     make_available(false);
+  }
+}
+
+void Connection::tls_ready() {
+  client_.loop().timers().cancel(timer_);
+  Stats& st = client_.stats();
+  if (setup_connect_ || measured_) {
+    st.tls_handshake.record(since(handshake_start_ns_, clock::cached_ns()));
+    if (tls_->session().resumed()) ++st.tls_resumed;
+  }
+  state_ = State::kReady;
+  if (has_request_) {
+    send_request();
+  } else {
+    make_available(false);
+  }
+}
+
+void Connection::tls_status(tls::Session::Status st) {
+  switch (st) {
+    case tls::Session::Status::kOk:
+    case tls::Session::Status::kWantInput:
+      if (tls_->take_handshake_done()) tls_ready();
+      return;
+    case tls::Session::Status::kClosed:
+      peer_closed();
+      return;
+    case tls::Session::Status::kError:
+      if (state_ == State::kConnecting) {
+        // Verification or protocol failure in the handshake: a resumption
+        // the server refused is forgotten.
+        if (client_.options().tls.resume) client_.tls_resume().reset();
+        if (has_request_) {
+          client_.loop().timers().cancel(timer_);
+          fail(ErrorKind::kTls);
+        } else {
+          ++client_.stats().setup_failures;
+          client_.stats().setup_errno = EPROTO;
+          client_.loop().timers().cancel(timer_);
+          drop_socket(true);
+          make_available(false);
+        }
+        return;
+      }
+      if (has_request_) {
+        fail(ErrorKind::kTls);
+      } else {
+        drop_socket(true);
+      }
+      return;
   }
 }
 
@@ -112,7 +190,7 @@ void Connection::send_request() {
   sent_ns_ = clock::now_ns();
   const uring::IoBuf buf{reinterpret_cast<const uint8_t*>(req.data()),
                          static_cast<uint32_t>(req.size()), uring::BufferRing::kNoBuffer, nullptr};
-  if (!sock_->send(buf)) {
+  if (tls_ ? !tls_->send(buf) : !sock_->send(buf)) {
     fail(ErrorKind::kReset);
     return;
   }
@@ -129,6 +207,24 @@ void Connection::on_data(uring::StreamSocket& s, const uring::IoBuf& buf) {
     uring::StreamSocket::release(buf);
     return;
   }
+  if (tls_) {
+    dead_tls_.clear();
+    tls::Transport* t = tls_.get();
+    const tls::Session::Status st = t->on_ciphertext(buf, [this, t](const uring::IoBuf& plain) {
+      if (tls_.get() != t) {
+        uring::StreamSocket::release(plain);  // this connection let go of the socket meanwhile
+        return;
+      }
+      if (t->take_handshake_done()) tls_ready();
+      on_plain(plain);
+    });
+    if (tls_.get() == t) tls_status(st);
+    return;
+  }
+  on_plain(buf);
+}
+
+void Connection::on_plain(const uring::IoBuf& buf) {
   if (state_ != State::kBusy) {
     // Bytes nobody asked for: the connection's framing can no longer be trusted.
     uring::StreamSocket::release(buf);
@@ -234,6 +330,12 @@ void Connection::consume(std::string_view in) {
 void Connection::finish() {
   const uint64_t now = clock::cached_ns();
   client_.loop().timers().cancel(timer_);
+  if (tls_ && !tls_saved_ && client_.options().tls.resume) {
+    // Once per connection, after a whole response (TLS 1.3 tickets come
+    // after the handshake): the next new connection offers it.
+    tls_saved_ = true;
+    if (auto s = tls_->session().save()) client_.tls_resume() = std::move(s);
+  }
   if (measured_) {
     Stats& st = client_.stats();
     ++st.requests;
@@ -280,6 +382,14 @@ void Connection::abandon(ErrorKind kind) {
 
 void Connection::on_eof(uring::StreamSocket& s) {
   if (&s != sock_) return;
+  if (tls_ && state_ == State::kConnecting) {
+    tls_status(tls::Session::Status::kError);  // closed during the handshake
+    return;
+  }
+  peer_closed();
+}
+
+void Connection::peer_closed() {
   if (has_request_ && state_ == State::kBusy && phase_ == Phase::kBody && body_.end_of_input()) {
     finish();  // a body delimited by the end of the connection
     return;
@@ -310,6 +420,7 @@ void Connection::drop_socket(bool reset) {
   uring::StreamSocket* s = sock_;
   sock_ = nullptr;
   state_ = State::kDisconnected;
+  if (tls_) dead_tls_.push_back(std::move(tls_));
   if (reset) {
     s->abort();
   } else {
@@ -340,6 +451,18 @@ void Connection::on_timer() {
   if (backing_off_) {
     backing_off_ = false;
     make_available(false);
+    return;
+  }
+  if (tls_ && state_ == State::kConnecting) {
+    // The TLS handshake took longer than --connect-timeout.
+    if (has_request_) {
+      fail(ErrorKind::kConnectTimeout);
+    } else {
+      ++client_.stats().setup_failures;
+      client_.stats().setup_errno = ETIMEDOUT;
+      drop_socket(true);
+      make_available(false);
+    }
     return;
   }
   if (has_request_) fail(ErrorKind::kTimeout);

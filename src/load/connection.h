@@ -18,10 +18,12 @@
 #include <cstdint>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "proto/h1/body.h"
 #include "proto/h1/parser.h"
 #include "src/load/stats.h"
+#include "src/tls/transport.h"
 #include "uring/stream_socket.h"
 #include "uring/timer_wheel.h"
 
@@ -80,6 +82,12 @@ class Connection final : public uring::StreamSocketHandler {
 
   void connect();
   void connect_failed(int err);
+  // https: the handshake finished (the connection is ready), or its status.
+  void tls_ready();
+  void tls_status(tls::Session::Status st);
+  // Response bytes (plaintext), as on_data() gets them on a plain connection.
+  void on_plain(const uring::IoBuf& buf);
+  void peer_closed();
   void send_request();
   // Feeds response bytes; may finish or fail the request (and so start the
   // next one on this connection before it returns).
@@ -115,7 +123,14 @@ class Connection final : public uring::StreamSocketHandler {
   // (allocated the first time it happens on this connection).
   std::unique_ptr<char[]> scratch_;
   uint32_t scratch_len_ = 0;
-  uring::Timer timer_;  // request timeout, or the closed-loop back-off
+  uring::Timer timer_;  // request timeout, TLS handshake timeout, or the closed-loop back-off
+  // https: the TLS layer of the current socket. One that this connection let
+  // go of while it was delivering (a response ended the connection) waits in
+  // dead_tls_ until no call into it is in progress.
+  std::unique_ptr<tls::Transport> tls_;
+  std::vector<std::unique_ptr<tls::Transport>> dead_tls_;
+  uint64_t handshake_start_ns_ = 0;
+  bool tls_saved_ = false;
 };
 
 }  // namespace egw::load

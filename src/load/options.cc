@@ -1,5 +1,6 @@
 #include "src/load/options.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <sys/socket.h>
 
@@ -154,10 +155,11 @@ std::expected<Objective, std::string> parse_objective(std::string_view text) {
 
 std::expected<Target, std::string> parse_url(std::string_view text) {
   const std::string what = "--url '" + std::string(text) + "': ";
-  constexpr std::string_view kScheme = "http://";
-  if (text.starts_with("https://")) return std::unexpected(what + "https is not supported");
-  if (!text.starts_with(kScheme)) return std::unexpected(what + "expected http://host[:port]/path");
-  std::string_view rest = text.substr(kScheme.size());
+  const bool tls = text.starts_with("https://");
+  if (!tls && !text.starts_with("http://")) {
+    return std::unexpected(what + "expected http[s]://host[:port]/path");
+  }
+  std::string_view rest = text.substr(tls ? 8 : 7);
   const size_t end = rest.find_first_of("/?#");
   const std::string_view authority = rest.substr(0, end);
   std::string_view path = end == std::string_view::npos ? std::string_view{} : rest.substr(end);
@@ -171,7 +173,7 @@ std::expected<Target, std::string> parse_url(std::string_view text) {
     return std::unexpected(what + "invalid host or port");
   }
   std::string host;
-  std::string port = "80";
+  std::string port = tls ? "443" : "80";
   if (authority.front() == '[') {
     const size_t close = authority.find(']');
     host = std::string(authority.substr(1, close - 1));
@@ -187,6 +189,8 @@ std::expected<Target, std::string> parse_url(std::string_view text) {
   Target t;
   t.url = std::string(text);
   t.authority = std::string(authority);
+  t.host = host;
+  t.tls = tls;
   t.path = path.empty() ? "/" : (path.front() == '?' ? "/" + std::string(path) : std::string(path));
   for (char c : t.path) {
     if (!proto::h1::detail::has_class(c, proto::h1::detail::kCharTarget)) {
@@ -224,7 +228,7 @@ std::variant<Options, int> parse_command_line(int argc, char** argv) {
   bool poisson = false, closed = false;
   double rate = -1;
 
-  app.add_option("--url", url, "target, http://host[:port]/path")->required();
+  app.add_option("--url", url, "target, http[s]://host[:port]/path")->required();
   app.add_option("--rate", rate, "requests/s over all threads (open loop; a sweep's first step)");
   app.add_flag("--poisson", poisson, "Poisson arrivals (exponential gaps) instead of constant");
   app.add_flag("--closed-loop", closed,
@@ -260,6 +264,14 @@ std::variant<Options, int> parse_command_line(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--seed", o.seed, "seed of the Poisson schedule")->capture_default_str();
   app.add_flag("-q,--quiet", o.quiet, "print only the final report");
+  app.add_option("--cacert", o.tls.cacert, "https: verify the server with this CA file (PEM)");
+  app.add_flag("-k,--insecure", o.tls.insecure, "https: do not verify the server");
+  app.add_option("--sni", o.tls.sni, "https: server name to send (default: the URL's host)");
+  bool no_resume = false;
+  app.add_flag("--no-tls-resume", no_resume,
+               "https: every new connection makes a full handshake (default: offer the last "
+               "session ticket, as browsers do)");
+  app.add_option("--tls-ciphers", o.tls.ciphers, "https: cipher list (OpenSSL syntax)");
 
   auto usage_error = [](const std::string& msg) {
     std::fprintf(stderr, "expressgateway-load: %s\nRun with --help for more information.\n",
@@ -279,6 +291,21 @@ std::variant<Options, int> parse_command_line(int argc, char** argv) {
   auto target = parse_url(url);
   if (!target) return usage_error(target.error());
   o.target = std::move(*target);
+  o.tls.resume = !no_resume;
+  if (o.target.tls) {
+    if (o.tls.cacert.empty() && !o.tls.insecure) {
+      return usage_error("an https target needs --cacert FILE (or --insecure)");
+    }
+    in_addr a4;
+    in6_addr a6;
+    const bool ip_literal = ::inet_pton(AF_INET, o.target.host.c_str(), &a4) == 1 ||
+                            ::inet_pton(AF_INET6, o.target.host.c_str(), &a6) == 1;
+    if (o.tls.sni.empty() && !ip_literal) {
+      o.tls.sni = o.target.host;
+    }
+  } else if (!o.tls.cacert.empty() || o.tls.insecure || !o.tls.sni.empty()) {
+    return usage_error("--cacert, --insecure and --sni are for https targets");
+  }
 
   if (poisson && closed) return usage_error("--poisson and --closed-loop exclude each other");
   o.arrival = closed ? Arrival::kClosedLoop : poisson ? Arrival::kPoisson : Arrival::kConstant;

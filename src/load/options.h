@@ -36,12 +36,24 @@ enum class Arrival : uint8_t {
 };
 const char* to_string(Arrival a);
 
-// Where requests go: from --url http://host[:port][/path].
+// Where requests go: from --url http[s]://host[:port][/path].
 struct Target {
   std::string url;        // as given
   std::string authority;  // for the Host header: "host[:port]" as written
+  std::string host;       // without port or brackets
   std::string path;       // origin-form target: "/path?query"
   SocketAddress address;  // resolved once at start-up
+  bool tls = false;       // https
+};
+
+// TLS for https targets.
+struct TlsOptions {
+  std::string cacert;     // verify the server against this CA file (PEM)
+  bool insecure = false;  // no verification at all
+  std::string sni;        // default: the URL's host when it is a name
+  bool resume = true;     // new connections offer the last session ticket
+  std::string ciphers;    // empty: the library's defaults
+  std::string alpn = "http/1.1";
 };
 
 // A latency objective for --sweep, e.g. "p99<=1ms".
@@ -80,6 +92,7 @@ struct Options {
   double sweep_max_rate = 1'000'000;
   uint64_t seed = 1;
   bool quiet = false;  // no per-step lines during a sweep
+  TlsOptions tls;
 
   bool open_loop() const { return arrival != Arrival::kClosedLoop; }
 };
@@ -93,7 +106,8 @@ std::variant<Options, int> parse_command_line(int argc, char** argv);
 std::optional<uint64_t> parse_duration_ns(std::string_view text);
 // "p99<=1ms", "p99.9 < 250us", "p50<=2s".
 std::expected<Objective, std::string> parse_objective(std::string_view text);
-// "http://127.0.0.1:8080/path" (resolves names with getaddrinfo).
+// "http://127.0.0.1:8080/path", "https://host/path" (resolves names with
+// getaddrinfo).
 std::expected<Target, std::string> parse_url(std::string_view text);
 
 }  // namespace egw::load

@@ -94,6 +94,7 @@ std::string format_report(const Options& o, const RunResult& r) {
   fmt::format_to(it, "\n  {:<8} {:>11} {:>11} {:>11} {:>11} {:>11} {:>10}\n", "phase", "p50", "p90",
                  "p99", "p99.9", "max", "count");
   phase_row(out, "connect", st.connect);
+  if (o.target.tls) phase_row(out, "tls", st.tls_handshake);
   phase_row(out, "wait", st.wait);
   phase_row(out, "ttfb", st.ttfb);
   phase_row(out, "total", st.total);
@@ -174,10 +175,10 @@ std::string format_json(const Options& o, const RunResult& r, const SweepResult*
                    st.errors[k]);
   fmt::format_to(it, "}},\"latency_us\":{},", st.total.to_json());
   fmt::format_to(it,
-                 "\"phases_us\":{{\"connect\":{},\"wait\":{},\"ttfb\":{},\"total\":{},"
-                 "\"generator_lag\":{}}},",
-                 st.connect.to_json(), st.wait.to_json(), st.ttfb.to_json(), st.total.to_json(),
-                 st.lag.to_json());
+                 "\"phases_us\":{{\"connect\":{},\"tls_handshake\":{},\"wait\":{},"
+                 "\"ttfb\":{},\"total\":{},\"generator_lag\":{}}},\"tls_resumed\":{},",
+                 st.connect.to_json(), st.tls_handshake.to_json(), st.wait.to_json(),
+                 st.ttfb.to_json(), st.total.to_json(), st.lag.to_json(), st.tls_resumed);
   fmt::format_to(it, "\"setup_failures\":{},\"interrupted\":{},\"warnings\":[", st.setup_failures,
                  r.interrupted);
   for (size_t i = 0; i < r.warnings.size(); ++i)

@@ -15,6 +15,7 @@
 #include "egw/clock.h"
 #include "egw/log.h"
 #include "src/load/client.h"
+#include "src/tls/context.h"
 #include "uring/event_loop.h"
 
 namespace egw::load {
@@ -75,10 +76,25 @@ std::expected<RunResult, std::string> run_load(const Options& o, double rate,
   std::barrier ready(static_cast<std::ptrdiff_t>(threads),
                      [&t0]() noexcept { t0 = clock::now_ns() + kStartDelayNs; });
 
+  std::shared_ptr<tls::ClientContext> tls_context;
+  if (o.target.tls) {
+    tls::ClientOptions co;
+    co.ca_file = o.tls.cacert;
+    co.verify = !o.tls.insecure;
+    co.sni = o.tls.sni;
+    co.alpn = {o.tls.alpn};
+    co.cipher_list = o.tls.ciphers;
+    std::string detail;
+    auto ctx = tls::ClientContext::create(co, &detail);
+    if (!ctx) return std::unexpected("TLS: " + (detail.empty() ? ctx.error().message() : detail));
+    tls_context = std::move(*ctx);
+  }
+
   std::vector<std::thread> workers;
   for (unsigned i = 0; i < threads; ++i) {
     WorkerPlan plan;
     plan.options = &o;
+    plan.tls = tls_context.get();
     plan.request = request;
     plan.method = proto::h1::parse_method(o.method);
     plan.index = i;
@@ -110,6 +126,7 @@ std::expected<RunResult, std::string> run_load(const Options& o, double rate,
           set_error(fmt::format("worker {}: the io_uring event loop failed", i));
         }
       }
+      tls::release_thread_state();
     });
   }
   for (auto& t : workers)

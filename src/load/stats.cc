@@ -14,6 +14,8 @@ const char* to_string(ErrorKind k) {
       return "connect_other";
     case ErrorKind::kReset:
       return "reset";
+    case ErrorKind::kTls:
+      return "tls";
     case ErrorKind::kClosed:
       return "closed";
     case ErrorKind::kBadResponse:
@@ -52,6 +54,8 @@ uint64_t Stats::transport_errors() const {
 
 void Stats::merge(const Stats& o) {
   connect.merge(o.connect);
+  tls_handshake.merge(o.tls_handshake);
+  tls_resumed += o.tls_resumed;
   wait.merge(o.wait);
   ttfb.merge(o.ttfb);
   total.merge(o.total);

@@ -17,6 +17,7 @@ enum class ErrorKind : uint8_t {
   kConnectTimeout,  // no connection within --connect-timeout
   kConnectOther,    // any other connect errno (EADDRNOTAVAIL, ENETUNREACH, ...)
   kReset,           // send or receive failed (ECONNRESET, EPIPE, ...)
+  kTls,             // the TLS handshake failed (verification, protocol), or TLS broke later
   kClosed,          // the server closed the connection before the response ended
   kBadResponse,     // the response did not parse, or bytes came with no request
   kTimeout,         // no complete response within --timeout of sending
@@ -34,6 +35,7 @@ const char* to_string(ErrorKind k);
 struct Stats {
   // Phases, in microseconds:
   //   connect  connect() start to established, every new connection;
+  //   tls_handshake  established to the TLS handshake's end (https);
   //   wait     intended send time to the moment the request was handed to
   //            its socket (a backlog behind busy connections, the generator's
   //            own lateness, and the connect of a new connection);
@@ -42,7 +44,8 @@ struct Stats {
   //            latency the report leads with);
   //   lag      how late the generator itself dispatched a request that had a
   //            free connection waiting (open loop): its own scheduling error.
-  Histogram connect, wait, ttfb, total, lag;
+  Histogram connect, tls_handshake, wait, ttfb, total, lag;
+  uint64_t tls_resumed = 0;  // handshakes that resumed a session (https)
   std::array<uint64_t, kErrorKinds> errors{};
   std::array<uint64_t, 6> status_classes{};  // [1] = 1xx ... [5] = 5xx
   uint64_t requests = 0;                     // complete responses (== total.count())

@@ -121,6 +121,7 @@ void HttpConnection::shutdown_write() {
 }
 
 void HttpConnection::begin(h1::Method method) {
+  sock_.resume_recv();  // whatever the last exchange left paused
   method_ = method;
   phase_ = Phase::kHead;
   response_started_ = false;
@@ -413,6 +414,10 @@ void Pool::checkin(HttpConnection* c, uint32_t max_idle, uint32_t idle_timeout_m
     c->close();
     return;
   }
+  // Its last user may have paused it (a client slower than the endpoint):
+  // an idle connection must read, to notice a close, and the next exchange
+  // must get its response.
+  c->resume_recv();
   idle_.push_back(*c);
   ++idle_count_;
   c->idle_since_ms_ = loop_.now_ms();

@@ -138,6 +138,27 @@ def test_backend_closing_is_never_reused(gateways, backend):
     assert backend.connections >= 5
 
 
+def test_an_upstream_connection_paused_by_a_slow_client_is_reused_cleanly(gateways, backend):
+    # The client reads late, so the proxy pauses the upstream connection
+    # (back-pressure) and the response ends while it is paused; the pooled
+    # connection must read the next response all the same.
+    g = Gateway(http_config([backend], cluster_extra="retries = 0"))
+    gateways.append(g)
+    n = 4 << 20
+    for round_no in range(3):
+        s = socket.create_connection(g.address("web"), timeout=10)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.sendall(f"GET /size/{n} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        time.sleep(0.3)  # let the proxy's queue to us fill up
+        r = Responses(s)
+        status, _, body = r.next()
+        assert status == 200 and len(body) == n
+        s.close()
+    assert backend.connections == 1  # one pooled upstream connection served all three
+    rc, out, err = curl(url(g, "/after"))
+    assert rc == 0 and out == b"hello", err
+
+
 def test_a_bad_request_behind_good_ones_gets_its_400_after_their_answers(gateways, backend):
     routes = """
 [[listener.route]]

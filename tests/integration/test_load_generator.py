@@ -205,8 +205,9 @@ def test_connect_errors_are_counted_and_exit_1():
 @pytest.mark.parametrize("args,message", [
     ([], "--url is required"),
     (["--url", "http://127.0.0.1:1/"], "needs --rate"),
-    (["--url", "ftp://127.0.0.1/", "--rate", "1"], "expected http://"),
-    (["--url", "https://127.0.0.1/", "--rate", "1"], "https is not supported"),
+    (["--url", "ftp://127.0.0.1/", "--rate", "1"], "expected http[s]://"),
+    (["--url", "https://127.0.0.1/", "--rate", "1"], "needs --cacert"),
+    (["--url", "http://127.0.0.1:1/", "--rate", "1", "-k"], "for https targets"),
     (["--url", "http://127.0.0.1:1/", "--rate", "-5"], "--rate"),
     (["--url", "http://127.0.0.1:1/", "--rate", "10", "--duration", "10x"], "--duration"),
     (["--url", "http://127.0.0.1:1/", "--closed-loop", "--rate", "10"], "no meaning"),

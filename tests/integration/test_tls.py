@@ -852,3 +852,72 @@ endpoints = [ {{ address = "127.0.0.1:1" }} ]
         assert re.search(r":\d+:\d+: ", out), out  # file:line:column
     rc, out = run_check(base.format(tls=f'[listener.tls]\ncertificates = {cert_table([pki.a])}\n'))
     assert rc == 0, out
+
+
+# --- the load generator over https ------------------------------------------------------------
+
+
+def load_json(*args, expect_rc=0):
+    from loadtest import run_load_json
+    return run_load_json(*args, expect_rc=expect_rc)
+
+
+def local_https_config(pki):
+    return f"""
+[global]
+workers = 1
+
+[[listener]]
+name = "web"
+bind = "127.0.0.1:0"
+protocol = "http"
+[listener.tls]
+certificates = {cert_table([pki.a])}
+[[listener.route]]
+match = {{ path = "/hi" }}
+respond = {{ status = 200, body = "hi" }}
+"""
+
+
+def test_load_generator_https_keep_alive_and_handshake_phase(gateways, pki):
+    g = Gateway(local_https_config(pki))
+    gateways.append(g)
+    host, port = g.address("web")
+    out, _ = load_json("--url", f"https://127.0.0.1:{port}/hi", "--rate", 500, "--duration", "1s",
+                       "-c", 4, "--cacert", pki.ca["cert"], "--sni", "a.test")
+    assert out["errors"] == 0 and out["requests"] >= 450, out
+    # Four keep-alive connections: four handshakes, timed.
+    assert out["phases_us"]["tls_handshake"]["count"] == 4, out["phases_us"]
+    assert stats_line(g, "handshakes") == 4
+
+
+def test_load_generator_https_new_connections_resume_unless_told_not_to(gateways, pki):
+    g = Gateway(local_https_config(pki))
+    gateways.append(g)
+    host, port = g.address("web")
+    url = f"https://127.0.0.1:{port}/hi"
+    out, _ = load_json("--url", url, "--rate", 200, "--duration", "1s", "-c", 2,
+                       "--new-connection-per-request", "--cacert", pki.ca["cert"], "--sni",
+                       "a.test")
+    n = out["phases_us"]["tls_handshake"]["count"]
+    assert out["errors"] == 0 and n >= 190, out
+    assert out["tls_resumed"] >= n - 4, out  # all but the first few
+    out, _ = load_json("--url", url, "--rate", 200, "--duration", "1s", "-c", 2,
+                       "--new-connection-per-request", "--cacert", pki.ca["cert"], "--sni",
+                       "a.test", "--no-tls-resume")
+    assert out["errors"] == 0 and out["tls_resumed"] == 0, out
+
+
+def test_load_generator_https_verification_failure_is_a_tls_error(gateways, pki):
+    g = Gateway(local_https_config(pki))
+    gateways.append(g)
+    host, port = g.address("web")
+    out, p = load_json("--url", f"https://127.0.0.1:{port}/hi", "--rate", 50, "--duration",
+                       "500ms", "-c", 1, "--cacert", pki.other_ca["cert"], "--sni", "a.test",
+                       "--new-connection-per-request", expect_rc=1)
+    assert out["requests"] == 0
+    assert out["error_kinds"]["tls"] >= 20, out["error_kinds"]
+    # --insecure goes through.
+    out, _ = load_json("--url", f"https://127.0.0.1:{port}/hi", "--rate", 50, "--duration",
+                       "500ms", "-c", 1, "-k")
+    assert out["errors"] == 0 and out["requests"] >= 20
