@@ -68,6 +68,14 @@ void TcpSession::sniff() {
   const size_t have = n > 0 ? static_cast<size_t>(n) : 0;
   const auto r = proto::tls_sniff::sniff_client_hello(std::span(buf, have), std::span(scratch));
   if (r.status == proto::tls_sniff::SniffStatus::kNeedMore && r.need <= sizeof(buf)) {
+    if (peer_done_) {
+      // The client stopped sending (or failed) in the middle of its hello:
+      // it can never complete a handshake.
+      EGW_LOG(debug, "client {} (listener {}): closed in the middle of its ClientHello",
+              peer_.to_string(), listener_.name);
+      close();
+      return;
+    }
     // Wake once `need` bytes are there (the poll honours SO_RCVLOWAT).
     const int want = static_cast<int>(r.need);
     if (want != rcvlowat_ && have > 0) {
@@ -75,7 +83,7 @@ void TcpSession::sniff() {
       rcvlowat_ = want;
     }
     poller_live_ = true;
-    poller_.arm(client_.get(), POLLIN);
+    poller_.arm(client_.get(), POLLIN | POLLRDHUP);
     return;
   }
   if (rcvlowat_ != 0) {
@@ -102,6 +110,9 @@ void TcpSession::on_poll_ready(uring::PollWaiter&, int result) {
     close();
     return;
   }
+  // With the rest of the hello still missing, EOF or an error would make
+  // POLLIN fire again at once: sniff() closes instead.
+  if (result & (POLLRDHUP | POLLHUP | POLLERR)) peer_done_ = true;
   sniff();
 }
 

@@ -112,7 +112,8 @@ class TcpSession final : public Session,
   tls::TlsRelay* tls_relay_ = nullptr;  // relay_, when it is one
   uring::PollWaiter poller_;
   bool poller_live_ = false;
-  int rcvlowat_ = 0;  // SO_RCVLOWAT set while sniffing (0: untouched)
+  int rcvlowat_ = 0;        // SO_RCVLOWAT set while sniffing (0: untouched)
+  bool peer_done_ = false;  // sniffing: the client sent FIN (or failed)
   uint64_t accept_ns_ = 0;
   uring::Timer timer_;
   State state_ = State::kPicking;

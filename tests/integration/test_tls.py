@@ -633,6 +633,17 @@ cluster = "b"
             s.settimeout(5)
             first = s.recv(5)
             assert first[:1] == b"\x16"  # a ServerHello from backend A
+        # Half a hello and a FIN: closed at once, nothing reaches a backend.
+        with socket.create_connection(addr, timeout=10) as s:
+            s.sendall(hello[:60])
+            s.shutdown(socket.SHUT_WR)
+            s.settimeout(3)
+            start = time.monotonic()
+            try:
+                assert s.recv(100) == b""
+            except ConnectionResetError:
+                pass
+            assert time.monotonic() - start < 2
         assert ba.accepted == 2 and bb.accepted == 3
         assert stats_line(g, "sni_routed") >= 5
         assert stats_line(g, "sni_missing") >= 1
