@@ -386,7 +386,9 @@ Result<unsigned> EventLoop::run_once(bool wait) {
   const bool can_wait = wait && !stop_ && deferred_.empty() && released_.empty() && flush_.empty();
   auto rc = enter(to_submit, can_wait);
   if (!rc) return std::unexpected(rc.error());
-  clock::refresh();
+  // Handlers schedule relative to the wheel's now(): bring it to the wake-up
+  // time before they run (timers due meanwhile fire after the dispatch).
+  timers_.observe(clock::refresh() / 1'000'000u);
 
   io_uring* r = ring_.get();
   unsigned n = 0;

@@ -108,6 +108,7 @@ size_t TimerWheel::advance(uint64_t now_ms) {
     }
   }
   if (now_ms > now_) now_ = now_ms;
+  if (now_ > time_) time_ = now_;
   return fired;
 }
 

@@ -49,25 +49,38 @@ class TimerWheel {
   static constexpr unsigned kSlots = 1u << kBits;
   static constexpr uint64_t kNever = UINT64_MAX;
 
-  explicit TimerWheel(uint64_t now_ms) : now_(now_ms) {}
+  explicit TimerWheel(uint64_t now_ms) : now_(now_ms), time_(now_ms) {}
   TimerWheel(const TimerWheel&) = delete;
   TimerWheel& operator=(const TimerWheel&) = delete;
 
   // Arms `t` to fire at `deadline_ms` (re-arms it if already armed). A
   // deadline at or before now fires on the next advance().
   void schedule(Timer& t, uint64_t deadline_ms);
-  void schedule_after(Timer& t, uint64_t delay_ms) { schedule(t, now_ + delay_ms); }
+  // Relative to now(): the latest time observed, not the wheel's position.
+  void schedule_after(Timer& t, uint64_t delay_ms) { schedule(t, time_ + delay_ms); }
   void cancel(Timer& t);
 
   // Runs every timer whose deadline is <= now_ms, in deadline order. Callbacks
   // may schedule and cancel timers (including themselves). Returns how many fired.
   size_t advance(uint64_t now_ms);
 
+  // Moves now() forward without firing anything. The event loop calls it as
+  // soon as it wakes, before it dispatches completions: a handler that asks
+  // now() or schedules relative to it after a long sleep must see the time
+  // of the wake-up, not that of the last advance() (which would make a
+  // timeout armed for a new connection expire at once). Timers that fell due
+  // while the loop slept still fire at the advance() after the dispatch, so
+  // I/O that arrived before a deadline's check is handled first.
+  void observe(uint64_t now_ms) {
+    if (now_ms > time_) time_ = now_ms;
+  }
+
   // Earliest time advance() has work to do (a cascade or an expiry); kNever
   // when no timer is armed. Never later than the earliest deadline.
   uint64_t next_deadline() const;
 
-  uint64_t now() const { return now_; }
+  // The latest time given to observe() or advance().
+  uint64_t now() const { return time_; }
   size_t size() const { return count_; }
 
  private:
@@ -76,7 +89,8 @@ class TimerWheel {
   void place(Timer& t);
   uint64_t next_event() const;
 
-  uint64_t now_;
+  uint64_t now_;   // the wheel's position: every deadline <= now_ has fired
+  uint64_t time_;  // >= now_: the latest time observed
   size_t count_ = 0;
   Slot due_;  // deadlines already reached when scheduled
   std::array<std::array<Slot, kSlots>, kLevels> slots_;

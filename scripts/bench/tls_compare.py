@@ -234,6 +234,8 @@ def idle_rss(t, count, wd):
             except (OSError, ssl.SSLError) as e:
                 print(f"{t.name}: connection {i + 1} failed ({e}); measuring {i}",
                       file=sys.stderr)
+                if hasattr(t.proc, "output"):  # the proxy's last words
+                    print("\n".join(t.proc.output().splitlines()[-10:]), file=sys.stderr)
                 break
             conns.append(s)
         time.sleep(1.0)

@@ -386,6 +386,30 @@ body_rate_window_ms = 500
     assert backend.requests == []  # the truncated body never completed upstream
 
 
+def test_first_request_after_a_quiet_spell_gets_its_full_timeout(gateways, backend):
+    # Nothing wakes the worker while it is idle: the request-head timeout
+    # armed for the next connection must count from its arrival (a stale
+    # clock made it expire at once: 408 before the head was read).
+    g = Gateway(http_config([backend], listener_extra="http_request_timeout_ms = 400"))
+    gateways.append(g)
+    addr = g.address("web")
+    for _ in range(2):
+        time.sleep(1.2)
+        s = socket.create_connection(addr, timeout=10)
+        time.sleep(0.1)
+        s.sendall(b"GET /quiet HTTP/1.1\r\nHost: a\r\n")
+        time.sleep(0.1)
+        s.sendall(b"Connection: close\r\n\r\n")
+        resp = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            resp += d
+        s.close()
+        assert status_of(resp) == 200, resp[:200]
+
+
 def test_errors_502_503_504_and_retries(gateways, backend):
     dead = HttpBackend()
     dead.stop()

@@ -2,14 +2,17 @@
 // over real loopback sockets.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <thread>
 #include <vector>
 
+#include "egw/clock.h"
 #include "tests/support/test_util.h"
 #include "uring/acceptor.h"
 #include "uring/compat.h"
@@ -209,6 +212,58 @@ TEST(BufferRing, BundleIsWalkedInOrderAndEveryBufferComesBack) {
   EXPECT_EQ(lp.buffers().in_use(), 0u);
   EXPECT_EQ(lp.buffers().free_count(), lp.buffers().count());
   lp.retire(r);
+  lp.run_once(false);
+}
+
+// A loop that slept with no timer armed wakes for a completion: the handler
+// must see the wake-up time in now_ms(), and a timeout it arms must count
+// from then (not expire at once because the wheel's time was stale).
+TEST(EventLoop, HandlersSeeTheWakeUpTimeAfterALongSleep) {
+  SKIP_WITHOUT_URING();
+  auto loop = EventLoop::create(test::small_loop_options(16, 4096));
+  ASSERT_TRUE(loop);
+  EventLoop& lp = **loop;
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  UniqueFd a(sv[0]), b(sv[1]);
+
+  struct Waker : Owner {
+    Waker() { bind<&Waker::on_cqe>(c, Op::kPoll); }
+    void on_cqe(const io_uring_cqe&) {
+      seen_ms = loop->now_ms();
+      loop->timers().schedule_after(timeout, 200);
+    }
+    void on_released() override {}
+    EventLoop* loop = nullptr;
+    Completion c;
+    uring::Timer timeout;
+    uint64_t seen_ms = 0;
+    uint64_t fired_ms = 0;
+  } w;
+  w.loop = &lp;
+  w.timeout.set_callback([&w] { w.fired_ms = clock::refresh() / 1'000'000u; });
+  lp.attach(w);
+  lp.run_once(false);
+  const uint64_t start_ms = clock::refresh() / 1'000'000u;
+  io_uring_sqe* s = lp.sqe();
+  io_uring_prep_poll_add(s, a.get(), POLLIN);
+  lp.arm(w.c, s);
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    EXPECT_EQ(::write(b.get(), "x", 1), 1);
+  });
+  // No timer armed (run_until's tick would keep the wheel moving): the loop
+  // sleeps in the kernel until the write.
+  while (w.seen_ms == 0)
+    ASSERT_TRUE(lp.run_once(true));
+  writer.join();
+  EXPECT_GE(w.seen_ms + 5, start_ms + 400)
+      << "now_ms() in the handler is the time before the sleep";
+  for (int i = 0; i < 1000 && w.fired_ms == 0; ++i)
+    ASSERT_TRUE(lp.run_once(true));  // the timeout bounds each wait
+  ASSERT_NE(w.fired_ms, 0u);
+  EXPECT_GE(w.fired_ms, w.seen_ms + 200) << "a timeout armed after the sleep expired early";
+  lp.retire(w);
   lp.run_once(false);
 }
 

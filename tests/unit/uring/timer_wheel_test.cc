@@ -112,6 +112,33 @@ TEST(TimerWheel, CallbackMayRescheduleItself) {
   EXPECT_EQ(w.next_deadline(), TimerWheel::kNever);
 }
 
+// The event loop observes the wake-up time before it dispatches: a timeout
+// armed by a handler after a long idle spell counts from then, not from the
+// last advance (which made the first connection after 30 s of quiet expire
+// its handshake timeout at once).
+TEST(TimerWheel, ScheduleAfterCountsFromTheObservedTime) {
+  TimerWheel w(1000);
+  Timer stale_due, fresh;
+  bool stale_fired = false, fresh_fired = false;
+  stale_due.set_callback([&] { stale_fired = true; });
+  fresh.set_callback([&] { fresh_fired = true; });
+  w.schedule_after(stale_due, 5'000);  // due at 6000, while "asleep"
+  w.observe(31'000);                   // woke up 30 s later
+  EXPECT_EQ(w.now(), 31'000u);
+  w.schedule_after(fresh, 10'000);  // due at 41000
+  EXPECT_EQ(fresh.deadline_ms(), 41'000u);
+  EXPECT_FALSE(stale_fired) << "observe() must not fire anything";
+  w.advance(31'000);
+  EXPECT_TRUE(stale_fired);
+  EXPECT_FALSE(fresh_fired);
+  w.advance(40'999);
+  EXPECT_FALSE(fresh_fired);
+  w.advance(41'000);
+  EXPECT_TRUE(fresh_fired);
+  w.observe(30'000);  // never backwards
+  EXPECT_EQ(w.now(), 41'000u);
+}
+
 TEST(TimerWheel, PastDeadlineFiresOnNextAdvance) {
   TimerWheel w(500);
   Timer t;
