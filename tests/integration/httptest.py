@@ -233,10 +233,14 @@ class HttpBackend:
         return True
 
 
-def http_exchange(addr, raw, timeout=10, read_until_close=True):
-    """Sends raw bytes; returns everything read until close (or timeout)."""
+def http_exchange(addr, raw, timeout=10, read_until_close=True, pause=0.0):
+    """Sends raw bytes (or a list of pieces, `pause` seconds before each);
+    returns everything read until close (or timeout)."""
     s = socket.create_connection(addr, timeout=timeout)
-    s.sendall(raw)
+    for piece in ([raw] if isinstance(raw, bytes) else raw):
+        if pause:
+            time.sleep(pause)
+        s.sendall(piece)
     out = b""
     try:
         while True:

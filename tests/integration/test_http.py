@@ -395,18 +395,8 @@ def test_first_request_after_a_quiet_spell_gets_its_full_timeout(gateways, backe
     addr = g.address("web")
     for _ in range(2):
         time.sleep(1.2)
-        s = socket.create_connection(addr, timeout=10)
-        time.sleep(0.1)
-        s.sendall(b"GET /quiet HTTP/1.1\r\nHost: a\r\n")
-        time.sleep(0.1)
-        s.sendall(b"Connection: close\r\n\r\n")
-        resp = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            resp += d
-        s.close()
+        resp = http_exchange(addr, [b"GET /quiet HTTP/1.1\r\nHost: a\r\n",
+                                    b"Connection: close\r\n\r\n"], pause=0.1)
         assert status_of(resp) == 200, resp[:200]
 
 
