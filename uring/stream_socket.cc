@@ -154,7 +154,9 @@ void StreamSocket::on_recv(const io_uring_cqe& cqe) {
   }
 }
 
-void StreamSocket::release(const IoBuf& buf) { EventLoop::current()->release(buf); }
+void StreamSocket::release(const IoBuf& buf) {
+  EventLoop::current()->release(buf);
+}
 
 void StreamSocket::on_buffer_freed() {
   EGW_ASSERT(held_ > 0);

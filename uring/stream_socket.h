@@ -52,10 +52,7 @@ class StreamSocketHandler {
   ~StreamSocketHandler() = default;
 };
 
-class StreamSocket final : public Owner,
-                           public Flushable,
-                           public Rearmable,
-                           public BufferOwner {
+class StreamSocket final : public Owner, public Flushable, public Rearmable, public BufferOwner {
  public:
   // Back-pressure watermark: send_full() once this much is queued.
   static constexpr unsigned kHighWaterBufs = 16;

@@ -33,7 +33,8 @@ config::EndpointConfig ep(const char* addr, uint32_t weight = 1, uint32_t maxcon
 struct Fixture {
   explicit Fixture(config::ClusterConfig c) : cfg(std::move(c)) {
     std::vector<std::shared_ptr<EndpointState>> states;
-    for (const auto& e : cfg.endpoints) states.push_back(std::make_shared<EndpointState>("app", e));
+    for (const auto& e : cfg.endpoints)
+      states.push_back(std::make_shared<EndpointState>("app", e));
     cluster = std::make_unique<Cluster>(cfg, std::move(states), 1);
     picker = std::make_unique<Picker>(*cluster, 1);
   }
