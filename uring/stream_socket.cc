@@ -218,9 +218,15 @@ void StreamSocket::flush() {
     return;
   }
   io_uring_sqe* s = loop_.sqe();
+  // The last bytes before a wanted FIN go corked (MSG_MORE): the inline
+  // shutdown after their completion then sends the tail and the FIN in one
+  // segment, which spares the peer an ACK and a wake-up per closed
+  // connection. A short send leaves the rest queued, sent the same way.
+  const bool last = shut_wanted_ && count_ <= IovBlock::kMax;
+  const int flags = MSG_NOSIGNAL | MSG_WAITALL | (last ? MSG_MORE : 0);
   if (count_ == 1) {
     // One buffer: plain send, no msghdr to import.
-    io_uring_prep_send(s, fd_.get(), p, first_left, MSG_NOSIGNAL | MSG_WAITALL);
+    io_uring_prep_send(s, fd_.get(), p, first_left, flags);
   } else {
     iov_ = loop_.iov_blocks().create();
     EGW_RELEASE_ASSERT(iov_ != nullptr, "iovec pool exhausted");
@@ -233,7 +239,7 @@ void StreamSocket::flush() {
     iov_->msg = msghdr{};
     iov_->msg.msg_iov = iov_->iov;
     iov_->msg.msg_iovlen = n;
-    io_uring_prep_sendmsg(s, fd_.get(), &iov_->msg, MSG_NOSIGNAL | MSG_WAITALL);
+    io_uring_prep_sendmsg(s, fd_.get(), &iov_->msg, flags);
   }
   loop_.arm(send_, s);
 }

@@ -943,9 +943,18 @@ void HttpSession::finish_exchange() {
   if (close_after_ || client_eof_) {
     // Send what is queued, then FIN; keep reading (and dropping) for a
     // moment so that a close does not reset a response still in flight.
+    // A client that announced the close itself (Connection: close, or
+    // HTTP/1.0 without keep-alive) and sent nothing more has no bytes in
+    // flight that could draw a reset: close as soon as the FIN is out,
+    // without waiting for its FIN (which would only wake this worker again).
+    close_when_sent_ = !client_keep_alive_ && req_done_ && in_.empty();
     state_ = State::kClosing;
     in_.clear();
     shutdown_client();
+    if (close_when_sent_ && client_.send_idle()) {
+      close();
+      return;
+    }
     arm_timer(kLingerMs);
     return;
   }
@@ -991,7 +1000,8 @@ void HttpSession::on_error(uring::StreamSocket&, int) {
 
 void HttpSession::on_sent(uring::StreamSocket&) {
   if (up_ && !client_.send_full()) up_->resume_recv();
-  if (state_ == State::kClosing && client_.send_idle() && client_eof_) close();
+  if (state_ == State::kClosing && client_.send_idle() && (client_eof_ || close_when_sent_))
+    close();
 }
 
 void HttpSession::on_connected(uring::StreamSocket&, int) {}

@@ -152,10 +152,11 @@ class HttpSession final : public Session,
   http::Framing resp_framing_ = http::Framing::kNone;
   uint8_t client_minor_ = 1;
   bool client_keep_alive_ = true;
-  bool close_after_ = false;    // close the client once this response is out
-  bool req_done_ = false;       // the whole request body was read
-  bool req_body_sent_ = false;  // some request body byte went upstream
-  bool resp_started_ = false;   // a response head went to the client
+  bool close_after_ = false;      // close the client once this response is out
+  bool close_when_sent_ = false;  // closing: no lingering once the FIN is out
+  bool req_done_ = false;         // the whole request body was read
+  bool req_body_sent_ = false;    // some request body byte went upstream
+  bool resp_started_ = false;     // a response head went to the client
   bool resp_done_ = false;
   bool upgrade_ = false;
   bool trailers_sent_ = false;

@@ -400,6 +400,48 @@ def test_first_request_after_a_quiet_spell_gets_its_full_timeout(gateways, backe
         assert status_of(resp) == 200, resp[:200]
 
 
+def test_a_client_that_announced_its_close_is_not_waited_for(gateways, backend):
+    # Connection: close from the client: once the response and the FIN are
+    # out, the gateway lets go of the socket at once (no lingering for the
+    # client's FIN). The client, still holding its end, reads the whole
+    # response and then EOF; the gateway's end is orphaned in FIN-WAIT (1
+    # until the client's delayed ACK, then 2).
+    g = Gateway(http_config([backend]))
+    gateways.append(g)
+    addr = g.address("web")
+    s = socket.create_connection(addr, timeout=10)
+    s.sendall(b"GET /announced HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    resp = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        resp += d
+    assert status_of(resp) == 200 and resp.endswith(b"hello")
+    client_port = s.getsockname()[1]
+
+    def gateway_end():
+        out = subprocess.run(["ss", "-tanpH", f"( sport = :{addr[1]} and dport = :{client_port} )"],
+                             capture_output=True, text=True, timeout=10).stdout
+        return out.strip()
+
+    # Well inside the 2 s linger that a close the client did not announce gets.
+    wait_until(lambda: gateway_end() and "expressgateway" not in gateway_end(), 1,
+               what="the gateway to close its end without waiting for the client's FIN")
+    assert gateway_end().startswith("FIN-WAIT-"), gateway_end()
+    s.close()
+    # A keep-alive client is still answered on the same connection.
+    s = socket.create_connection(addr, timeout=10)
+    for i in range(2):
+        s.sendall(f"GET /ka{i} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+        got = b""
+        while not got.endswith(b"hello"):
+            d = s.recv(65536)
+            assert d, "closed"
+            got += d
+    s.close()
+
+
 def test_errors_502_503_504_and_retries(gateways, backend):
     dead = HttpBackend()
     dead.stop()
