@@ -241,6 +241,14 @@ def http_exchange(addr, raw, timeout=10, read_until_close=True, pause=0.0):
         if pause:
             time.sleep(pause)
         s.sendall(piece)
+    out = read_to_eof(s, first_only=not read_until_close)
+    s.close()
+    return out
+
+
+def read_to_eof(s, first_only=False):
+    """Everything `s` delivers until EOF, a reset or its timeout (or only
+    the first piece)."""
     out = b""
     try:
         while True:
@@ -248,13 +256,10 @@ def http_exchange(addr, raw, timeout=10, read_until_close=True, pause=0.0):
             if not d:
                 break
             out += d
-            if not read_until_close:
+            if first_only:
                 break
-    except socket.timeout:
+    except (socket.timeout, ConnectionResetError):
         pass
-    except ConnectionResetError:
-        pass
-    s.close()
     return out
 
 

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from egwtest import Gateway, PatternChecker, pattern, wait_until
-from httptest import HttpBackend, Responses, http_exchange, status_of
+from httptest import HttpBackend, Responses, http_exchange, read_to_eof, status_of
 
 
 def http_config(backends, routes="", listener_extra="", cluster_extra="", health="",
@@ -411,12 +411,7 @@ def test_a_client_that_announced_its_close_is_not_waited_for(gateways, backend):
     addr = g.address("web")
     s = socket.create_connection(addr, timeout=10)
     s.sendall(b"GET /announced HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-    resp = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        resp += d
+    resp = read_to_eof(s)
     assert status_of(resp) == 200 and resp.endswith(b"hello")
     client_port = s.getsockname()[1]
 
