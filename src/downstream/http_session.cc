@@ -519,6 +519,8 @@ void HttpSession::start_upstream_exchange() {
       const size_t at = head.target.find(path, head.target.find("://") + 3);
       target = at == std::string_view::npos ? std::string_view("/") : head.target.substr(at);
     }
+    ctx.target_authority = authority;
+    ctx.endpoint = &up_->endpoint().address();
     const size_t n = http::write_upstream_request(
         head, target, ctx, reinterpret_cast<char*>(chunk->data), uring::Chunk::kSize);
     IoBuf own;

@@ -137,8 +137,29 @@ size_t write_upstream_request(const h1::RequestHead& req, std::string_view targe
   if (!w.request_line(req.method_text, target, 1)) return 0;
   const bool xff_replace = cfg.x_forwarded_for == config::HttpConfig::ForwardedFor::kReplace;
   const bool xff = cfg.x_forwarded_for != config::HttpConfig::ForwardedFor::kOff;
-  std::string_view skip[3];
+  std::string_view skip[4];
   size_t nskip = 0;
+  const bool rules_own_host =
+      ctx.rules && (named_in("host", ctx.rules->set) || named_in("host", ctx.rules->remove));
+  if (!rules_own_host) {
+    if (!ctx.target_authority.empty()) {
+      skip[nskip++] = "host";
+      if (!w.header("Host", ctx.target_authority)) return 0;
+    } else if (ctx.endpoint) {
+      bool has_host = false;
+      for (const auto& h : req.headers)
+        has_host = has_host || iequals(h.name, "host");
+      if (!has_host) {
+        char ipbuf[64], hostbuf[80];
+        const std::string_view ip = ip_text(*ctx.endpoint, ipbuf, sizeof(ipbuf));
+        const bool v6 = ctx.endpoint->family() == AF_INET6;
+        const uint16_t port = ctx.endpoint->port();
+        const auto r = v6 ? fmt::format_to_n(hostbuf, sizeof(hostbuf), "[{}]:{}", ip, port)
+                          : fmt::format_to_n(hostbuf, sizeof(hostbuf), "{}:{}", ip, port);
+        if (!w.header("Host", std::string_view(hostbuf, r.size))) return 0;
+      }
+    }
+  }
   if (xff_replace) skip[nskip++] = "x-forwarded-for";
   if (xff_replace || cfg.x_forwarded_proto) skip[nskip++] = "x-forwarded-proto";
   if (!ctx.subject_header.empty()) skip[nskip++] = ctx.subject_header;

@@ -33,6 +33,13 @@ struct RequestContext {
   // (the verified client certificate's) is not empty, set to it.
   std::string_view subject_header;
   std::string_view subject;
+  // The Host sent upstream. The authority of an absolute-form target
+  // replaces the client's Host (RFC 9112 §3.2.2); a request with no Host at
+  // all (HTTP/1.0) gets the endpoint's address, since the HTTP/1.1 request
+  // sent upstream must carry one. A route rule that sets or removes Host
+  // wins over both.
+  std::string_view target_authority;
+  const SocketAddress* endpoint = nullptr;
 };
 
 // How the request body is framed upstream.

@@ -107,6 +107,34 @@ response_headers = { remove = ["x-remove-me"], set = { "x-served-by" = "egw" } }
     assert h["via"] == ["1.1 expressgateway"]
 
 
+def test_the_host_sent_upstream(gateways, backend):
+    g = Gateway(http_config([backend]))
+    gateways.append(g)
+    addr = g.address("web")
+
+    def upstream_head(raw):
+        resp = http_exchange(addr, raw)
+        assert status_of(resp) == 200, resp[:300]
+        req = json.loads(resp.split(b"\r\n\r\n", 1)[1])
+        return req, [v for n, v in req["headers"] if n.lower() == "host"]
+
+    # HTTP/1.0 without Host: the HTTP/1.1 request upstream must carry one,
+    # the endpoint's address.
+    req, hosts = upstream_head(b"GET /headers HTTP/1.0\r\n\r\n")
+    assert req["version"] == "HTTP/1.1"
+    assert hosts == [backend.address]
+    # HTTP/1.0 with a Host: kept.
+    req, hosts = upstream_head(b"GET /headers HTTP/1.0\r\nHost: a.example\r\n\r\n")
+    assert hosts == ["a.example"]
+    # absolute-form: the target's authority replaces the Host field
+    # (RFC 9112 §3.2.2), and the target goes upstream in origin-form.
+    req, hosts = upstream_head(b"GET http://b.example:8080/headers?x=1 HTTP/1.1\r\n"
+                               b"Host: wrong.example\r\nConnection: close\r\n\r\n")
+    assert hosts == ["b.example:8080"] and req["target"] == "/headers?x=1"
+    req, hosts = upstream_head(b"GET /headers HTTP/1.1\r\nHost: c.example\r\nConnection: close\r\n\r\n")
+    assert hosts == ["c.example"]
+
+
 def test_keep_alive_reuses_upstream_connections(gateways, backend):
     g = Gateway(http_config([backend]))
     gateways.append(g)
