@@ -125,6 +125,33 @@ def start_nginx(config_text, cpu, workdir):
     return Proc(["nginx", "-p", workdir, "-c", path, "-g", "daemon off;"], cpu=cpu)
 
 
+class WrkResult:
+    def __init__(self, out):
+        self.out = out
+        self.requests = int(re.search(r"(\d+) requests in", out).group(1))
+        self.rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        tr = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
+        self.mbs = float(tr.group(1)) * {"B": 1e-6, "KB": 1e-3, "MB": 1, "GB": 1e3}[tr.group(2)]
+        bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                         out)
+        self.failures = ((int(bad.group(1)) if bad else 0)
+                         + (sum(int(x) for x in errs.groups()) if errs else 0))
+        p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+        self.p99_ms = (float(p99.group(1)) * {"us": 1e-3, "ms": 1, "s": 1e3}[p99.group(2)]
+                       if p99 else None)
+
+
+def run_wrk(cpu, seconds, url, conns, header=None):
+    """wrk -t1 pinned to `cpu` (with --latency); its requests, requests/s,
+    MB/s, failures (non-2xx/3xx plus socket errors) and p99."""
+    cmd = ["taskset", "-c", str(cpu), "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency"]
+    if header:
+        cmd += ["-H", header]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=seconds + 60).stdout
+    return WrkResult(out)
+
+
 def have(tool):
     return shutil.which(tool) is not None
 

@@ -34,6 +34,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (BUILD, EGW, Proc, children, free_port, md_table, start_egw, start_haproxy,
                     start_nginx, tree_cpu_ns, wait_port)
+from common import run_wrk as common_run_wrk
 
 LOADGEN = os.path.join(BUILD, "expressgateway-load")
 
@@ -224,20 +225,8 @@ def egw_counters(t):
 
 
 def run_wrk(args, url, conns, header):
-    cmd = ["taskset", "-c", str(args.client_cpu), "wrk", "-t1", f"-c{conns}",
-           f"-d{args.seconds}s", "--latency"]
-    if header:
-        cmd += ["-H", header]
-    out = subprocess.run(cmd + [url], capture_output=True, text=True,
-                         timeout=args.seconds + 60).stdout
-    n = int(re.search(r"(\d+) requests in", out).group(1))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    tr = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
-    mbs = float(tr.group(1)) * {"B": 1e-6, "KB": 1e-3, "MB": 1, "GB": 1e3}[tr.group(2)]
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    failures = (int(bad.group(1)) if bad else 0) + (sum(int(x) for x in errs.groups()) if errs else 0)
-    return n, rps, mbs, failures
+    r = common_run_wrk(args.client_cpu, args.seconds, url, conns, header)
+    return r.requests, r.rps, r.mbs, r.failures
 
 
 def run_loadgen(args, url, rate, conns, header, hdr_path):

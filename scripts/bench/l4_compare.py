@@ -25,8 +25,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (EGW, Proc, free_port, md_table, rss_kb, start_egw, start_haproxy, start_nginx,
-                    tree_cpu_ns, wait_port)
+from common import (EGW, Proc, free_port, md_table, rss_kb, run_wrk, start_egw, start_haproxy,
+                    start_nginx, tree_cpu_ns, wait_port)
 
 
 def egw_l4_config(listen, backend, max_sessions=100000, max_pipes=1024):
@@ -153,19 +153,12 @@ def wrk_rr(args, rounds, seconds):
             for _ in range(rounds):
                 for name, port, pid in t.list:
                     cpu0 = tree_cpu_ns(pid) if pid else 0
-                    out = subprocess.run(["taskset", "-c", str(args.client_cpu), "wrk", "-t1",
-                                          "-c64", f"-d{seconds}s", "--latency",
-                                          f"http://127.0.0.1:{port}/"],
-                                         capture_output=True, text=True, timeout=seconds + 30)
+                    r = run_wrk(args.client_cpu, seconds, f"http://127.0.0.1:{port}/", 64)
                     cpu1 = tree_cpu_ns(pid) if pid else 0
-                    import re
-                    m = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
-                    total = re.search(r"(\d+) requests in", out.stdout)
-                    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out.stdout)
-                    rps = float(m.group(1))
-                    n = int(total.group(1))
-                    p99ms = float(p99.group(1)) * {"us": 1e-3, "ms": 1, "s": 1e3}[p99.group(2)]
-                    results[name].append((rps, (cpu1 - cpu0) / 1e3 / n if pid else 0, p99ms))
+                    if r.failures:
+                        raise SystemExit(f"{name}: {r.failures} wrk failures: not reporting")
+                    results[name].append((r.rps, (cpu1 - cpu0) / 1e3 / r.requests if pid else 0,
+                                          r.p99_ms))
         finally:
             t.stop()
             origin.stop()

@@ -32,8 +32,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (Proc, children, free_port, md_table, rss_kb, start_egw, start_haproxy,
-                    start_nginx, tree_cpu_ns, wait_port)
+from common import (Proc, children, free_port, md_table, rss_kb, run_wrk, start_egw,
+                    start_haproxy, start_nginx, tree_cpu_ns, wait_port)
 from compare import origin_conf
 
 CIPHER_WOLF = "TLS13-AES128-GCM-SHA256"
@@ -150,23 +150,10 @@ class Target:
 
 
 def wrk(args, url, conns, header=None):
-    cmd = ["taskset", "-c", str(args.client_cpu), "wrk", "-t1", f"-c{conns}",
-           f"-d{args.seconds}s"]
-    if header:
-        cmd += ["-H", header]
-    out = subprocess.run(cmd + [url], capture_output=True, text=True,
-                         timeout=args.seconds + 60).stdout
-    n = int(re.search(r"(\d+) requests in", out).group(1))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    tr = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
-    mbs = float(tr.group(1)) * {"B": 1e-6, "KB": 1e-3, "MB": 1, "GB": 1e3}[tr.group(2)]
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    failures = (int(bad.group(1)) if bad else 0) + (sum(int(x) for x in errs.groups()) if errs
-                                                    else 0)
-    if failures:
-        print(f"wrk {url}: {out}", file=sys.stderr)
-    return n, rps, mbs, failures
+    r = run_wrk(args.client_cpu, args.seconds, url, conns, header)
+    if r.failures:
+        print(f"wrk {url}: {r.out}", file=sys.stderr)
+    return r.requests, r.rps, r.mbs, r.failures
 
 
 def s_time(args, port, mode):
