@@ -21,30 +21,13 @@
 #include "proto/h1/body.h"
 #include "proto/h1/encoder.h"
 #include "proto/h1/parser.h"
+#include "tests/fuzz/fuzz_util.h"
 
 namespace {
 
 using namespace egw::proto::h1;
 
-#define FUZZ_CHECK(cond)           \
-  do {                             \
-    if (!(cond)) __builtin_trap(); \
-  } while (0)
-
-struct Rng {
-  uint32_t s;
-  uint32_t next() {
-    s ^= s << 13;
-    s ^= s >> 17;
-    s ^= s << 5;
-    return s;
-  }
-  // A piece length: mostly small, sometimes large.
-  size_t step() {
-    const uint32_t r = next();
-    return (r & 3) == 0 ? 1 + (r >> 8) % 512 : 1 + (r >> 8) % 8;
-  }
-};
+using egw::fuzz::Rng;
 
 bool inside(std::string_view v, std::string_view buf) {
   return v.data() >= buf.data() && v.data() + v.size() <= buf.data() + buf.size();

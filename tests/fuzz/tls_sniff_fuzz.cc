@@ -25,25 +25,13 @@
 #include <vector>
 
 #include "proto/tls_sniff/client_hello.h"
+#include "tests/fuzz/fuzz_util.h"
 
 namespace {
 
 using namespace egw::proto::tls_sniff;
 
-#define FUZZ_CHECK(cond)           \
-  do {                             \
-    if (!(cond)) __builtin_trap(); \
-  } while (0)
-
-struct Rng {
-  uint32_t s;
-  uint32_t next() {
-    s ^= s << 13;
-    s ^= s >> 17;
-    s ^= s << 5;
-    return s;
-  }
-};
+using egw::fuzz::Rng;
 
 bool inside(std::string_view v, const uint8_t* base, size_t size) {
   const auto* p = reinterpret_cast<const uint8_t*>(v.data());

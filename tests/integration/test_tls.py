@@ -486,15 +486,16 @@ def test_garbage_truncated_and_slow_handshakes(gateways, pki, backend):
     assert g.proc.poll() is None
 
 
-def capture_client_hello(pki):
-    """The first flight of a real TLS client (Python's ssl), captured."""
+def capture_client_hello(pki, name="a.test"):
+    """The first flight of a real TLS client (Python's ssl) asking for
+    `name`, captured."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
     ctx = client_context(pki.ca["cert"])
     c = socket.create_connection(srv.getsockname())
     c.setblocking(False)
-    obj = ctx.wrap_socket(c, server_hostname="a.test", do_handshake_on_connect=False)
+    obj = ctx.wrap_socket(c, server_hostname=name, do_handshake_on_connect=False)
     try:
         obj.do_handshake()
     except ssl.SSLWantReadError:
@@ -640,7 +641,7 @@ cluster = "b"
             s.sendall(b"GET / HTTP/1.0\r\n\r\n")
             assert s.recv(100) == b"GET / HTTP/1.0\r\n\r\n"
         # A ClientHello trickling in byte by byte is still routed.
-        hello = capture_client_hello_for(pki, "a.test")
+        hello = capture_client_hello(pki, "a.test")
         with socket.create_connection(addr, timeout=10) as s:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             for i in range(len(hello)):
@@ -673,27 +674,6 @@ def peer_cn(s):
     p = subprocess.run(["openssl", "x509", "-noout", "-subject"],
                        input=ssl.DER_cert_to_PEM_cert(der), capture_output=True, text=True)
     return p.stdout.split("CN", 1)[1].lstrip(" =").strip()
-
-
-def capture_client_hello_for(pki, name):
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    ctx = client_context(pki.ca["cert"])
-    c = socket.create_connection(srv.getsockname())
-    c.setblocking(False)
-    obj = ctx.wrap_socket(c, server_hostname=name, do_handshake_on_connect=False)
-    try:
-        obj.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    conn, _ = srv.accept()
-    conn.settimeout(5)
-    data = conn.recv(65536)
-    conn.close()
-    obj.close()
-    srv.close()
-    return data
 
 
 def test_sni_routes_after_termination(gateways, pki):

@@ -264,20 +264,26 @@ std::shared_ptr<SavedSession> full_handshake_and_save(ServerContext& server,
   return saved;
 }
 
-class TlsResumption : public ::testing::TestWithParam<const char*> {};
+// Parameter: the highest version the server offers ("1.3" or "1.2").
+class TlsResumption : public ::testing::TestWithParam<const char*> {
+ protected:
+  // A server context of this version issuing tickets under `keys`.
+  std::shared_ptr<ServerContext> server(std::shared_ptr<TicketKeys> keys) {
+    auto opts = server_options({pki().ecdsa_leaf});
+    opts.max_version = GetParam();
+    return make_server(opts, std::move(keys));
+  }
+  std::shared_ptr<TicketKeys> keys_ = std::make_shared<TicketKeys>();
+  std::shared_ptr<ClientContext> client_ = make_client(client_options());
+};
 
 TEST_P(TlsResumption, TicketFromOneContextResumesOnAnother) {
-  auto keys = std::make_shared<TicketKeys>();
-  auto opts = server_options({pki().ecdsa_leaf});
-  opts.max_version = GetParam();
-  auto server_a = make_server(opts, keys);
-  auto server_b = make_server(opts, keys);
-  auto client = make_client(client_options());
-  ASSERT_TRUE(server_a && server_b && client);
-  auto saved = full_handshake_and_save(*server_a, *client);
+  auto server_a = server(keys_), server_b = server(keys_);
+  ASSERT_TRUE(server_a && server_b && client_);
+  auto saved = full_handshake_and_save(*server_a, *client_);
   ASSERT_NE(saved, nullptr);
 
-  auto p = connect(*server_b, *client, "default.test", saved.get());
+  auto p = connect(*server_b, *client_, "default.test", saved.get());
   ASSERT_TRUE(p->handshake()) << p->client().error() << " / " << p->server().error();
   EXPECT_TRUE(p->server().resumed());
   EXPECT_TRUE(p->client().resumed());
@@ -286,16 +292,12 @@ TEST_P(TlsResumption, TicketFromOneContextResumesOnAnother) {
 }
 
 TEST_P(TlsResumption, PreviousKeyStillResumes) {
-  auto keys = std::make_shared<TicketKeys>();
-  auto opts = server_options({pki().ecdsa_leaf});
-  opts.max_version = GetParam();
-  auto server = make_server(opts, keys);
-  auto client = make_client(client_options());
-  ASSERT_TRUE(server && client);
-  auto saved = full_handshake_and_save(*server, *client);
+  auto s = server(keys_);
+  ASSERT_TRUE(s && client_);
+  auto saved = full_handshake_and_save(*s, *client_);
   ASSERT_NE(saved, nullptr);
-  keys->rotate();
-  auto p = connect(*server, *client, "default.test", saved.get());
+  keys_->rotate();
+  auto p = connect(*s, *client_, "default.test", saved.get());
   ASSERT_TRUE(p->handshake()) << p->client().error() << " / " << p->server().error();
   EXPECT_TRUE(p->server().resumed());
 }
@@ -338,29 +340,21 @@ void expect_full_handshake_despite_ticket(ServerContext& server, ClientContext& 
 }
 
 TEST_P(TlsResumption, TwoRotationsForceAFullHandshake) {
-  auto keys = std::make_shared<TicketKeys>();
-  auto opts = server_options({pki().ecdsa_leaf});
-  opts.max_version = GetParam();
-  auto server = make_server(opts, keys);
-  auto client = make_client(client_options());
-  ASSERT_TRUE(server && client);
-  auto saved = full_handshake_and_save(*server, *client);
+  auto s = server(keys_);
+  ASSERT_TRUE(s && client_);
+  auto saved = full_handshake_and_save(*s, *client_);
   ASSERT_NE(saved, nullptr);
-  keys->rotate();
-  keys->rotate();
-  expect_full_handshake_despite_ticket(*server, *client, *saved, GetParam());
+  keys_->rotate();
+  keys_->rotate();
+  expect_full_handshake_despite_ticket(*s, *client_, *saved, GetParam());
 }
 
 TEST_P(TlsResumption, UnrelatedKeysForceAFullHandshake) {
-  auto opts = server_options({pki().ecdsa_leaf});
-  opts.max_version = GetParam();
-  auto server_a = make_server(opts, std::make_shared<TicketKeys>());
-  auto server_b = make_server(opts, std::make_shared<TicketKeys>());
-  auto client = make_client(client_options());
-  ASSERT_TRUE(server_a && server_b && client);
-  auto saved = full_handshake_and_save(*server_a, *client);
+  auto server_a = server(keys_), server_b = server(std::make_shared<TicketKeys>());
+  ASSERT_TRUE(server_a && server_b && client_);
+  auto saved = full_handshake_and_save(*server_a, *client_);
   ASSERT_NE(saved, nullptr);
-  expect_full_handshake_despite_ticket(*server_b, *client, *saved, GetParam());
+  expect_full_handshake_despite_ticket(*server_b, *client_, *saved, GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(Versions, TlsResumption, ::testing::Values("1.3", "1.2"),
