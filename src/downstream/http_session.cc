@@ -380,9 +380,7 @@ void HttpSession::pick() {
       }
       state_ = State::kQueued;
       queued_ns_ = clock::cached_ns();
-      cluster_->queue.push_back(*this);
-      ++cluster_->queued;
-      cluster_->cluster.waiting(worker_.index()).fetch_add(1, std::memory_order_relaxed);
+      cluster_->enqueue(*this, worker_.index());
       worker_.stats().queued.fetch_add(1, std::memory_order_relaxed);
       arm_timer(cc.queue_timeout_ms);
       return;
@@ -397,13 +395,9 @@ void HttpSession::pick() {
 
 void HttpSession::dequeued() {
   EGW_ASSERT(state_ == State::kQueued);
-  --cluster_->queued;
-  cluster_->cluster.waiting(worker_.index()).fetch_sub(1, std::memory_order_relaxed);
   const auto p = cluster_->picker.pick(hash_, -1, worker_.loop().now_ms());
   if (p.outcome == upstream::Picker::Outcome::kFull) {
-    cluster_->queue.push_front(*this);
-    ++cluster_->queued;
-    cluster_->cluster.waiting(worker_.index()).fetch_add(1, std::memory_order_relaxed);
+    cluster_->enqueue(*this, worker_.index(), /*front=*/true);
     return;
   }
   record(stats::Phase::kQueueWait, queued_ns_, true, true);
@@ -1071,9 +1065,7 @@ void HttpSession::on_timer() {
       send_error(408, true);
       return;
     case State::kQueued:
-      cluster_->queue.erase(*this);
-      --cluster_->queued;
-      cluster_->cluster.waiting(worker_.index()).fetch_sub(1, std::memory_order_relaxed);
+      cluster_->leave(*this, worker_.index());
       worker_.stats().queue_timeouts.fetch_add(1, std::memory_order_relaxed);
       send_error(503, !req_done_);
       return;
@@ -1148,9 +1140,7 @@ void HttpSession::drain() {
 void HttpSession::close(bool reset) {
   if (!client_live_ || client_.closing()) return;
   if (state_ == State::kQueued) {
-    cluster_->queue.erase(*this);
-    --cluster_->queued;
-    cluster_->cluster.waiting(worker_.index()).fetch_sub(1, std::memory_order_relaxed);
+    cluster_->leave(*this, worker_.index());
   }
   state_ = State::kClosing;
   worker_.loop().timers().cancel(timer_);

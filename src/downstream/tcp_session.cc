@@ -177,9 +177,7 @@ void TcpSession::pick() {
       }
       state_ = State::kQueued;
       queued_ns_ = clock::cached_ns();
-      cluster_->queue.push_back(*this);
-      ++cluster_->queued;
-      cluster_->cluster.waiting(worker_.index()).fetch_add(1, std::memory_order_relaxed);
+      cluster_->enqueue(*this, worker_.index());
       worker_.stats().queued.fetch_add(1, std::memory_order_relaxed);
       if (!timer_.armed()) worker_.loop().timers().schedule_after(timer_, cc.queue_timeout_ms);
       return;
@@ -195,15 +193,11 @@ void TcpSession::pick() {
 
 void TcpSession::dequeued() {
   EGW_ASSERT(state_ == State::kQueued);
-  --cluster_->queued;
-  cluster_->cluster.waiting(worker_.index()).fetch_sub(1, std::memory_order_relaxed);
   const auto& cc = cluster_->cluster.config();
   const auto p = cluster_->picker.pick(hash_, -1, worker_.loop().now_ms());
   if (p.outcome == upstream::Picker::Outcome::kFull) {
     // Someone else took the slot: back to the head of the line.
-    cluster_->queue.push_front(*this);
-    ++cluster_->queued;
-    cluster_->cluster.waiting(worker_.index()).fetch_add(1, std::memory_order_relaxed);
+    cluster_->enqueue(*this, worker_.index(), /*front=*/true);
     return;
   }
   worker_.loop().timers().cancel(timer_);
@@ -318,9 +312,7 @@ void TcpSession::on_timer() {
   const uint64_t now = worker_.loop().now_ms();
   switch (state_) {
     case State::kQueued:
-      cluster_->queue.erase(*this);
-      --cluster_->queued;
-      cluster_->cluster.waiting(worker_.index()).fetch_sub(1, std::memory_order_relaxed);
+      cluster_->leave(*this, worker_.index());
       worker_.stats().queue_timeouts.fetch_add(1, std::memory_order_relaxed);
       fail("queue timeout");
       return;
@@ -376,9 +368,7 @@ void TcpSession::fail(const char*) {
 
 void TcpSession::abort() {
   if (state_ == State::kQueued) {
-    cluster_->queue.erase(*this);
-    --cluster_->queued;
-    cluster_->cluster.waiting(worker_.index()).fetch_sub(1, std::memory_order_relaxed);
+    cluster_->leave(*this, worker_.index());
   }
   close();
 }

@@ -258,7 +258,7 @@ void Worker::release_snapshots() {
 }
 
 void Worker::slot_freed(WorkerCluster& wc) {
-  if (downstream::Session* s = wc.queue.pop_front()) {
+  if (downstream::Session* s = wc.pop(index_)) {
     s->dequeued();
     return;
   }
@@ -274,10 +274,10 @@ void Worker::slot_freed(WorkerCluster& wc) {
 }
 
 void Worker::kick(const upstream::Cluster* c) {
-  auto serve = [c](WorkerSnapshot& snap) {
+  auto serve = [this, c](WorkerSnapshot& snap) {
     for (auto& wc : snap.clusters) {
       if (&wc->cluster != c) continue;
-      if (downstream::Session* s = wc->queue.pop_front()) {
+      if (downstream::Session* s = wc->pop(index_)) {
         s->dequeued();
         return true;
       }

@@ -82,6 +82,31 @@ struct WorkerCluster {
   tls::ClientContext* tls = nullptr;  // TLS to the endpoints, or null
   IntrusiveList<downstream::Session, &downstream::Session::queue_node_> queue;
   uint32_t queued = 0;
+
+  // The queue and its two counts change together: `queued` (this snapshot's
+  // waiters; a retired snapshot lives while it is not 0) and the cluster's
+  // waiting count for `worker` (read by other workers to hand over a slot).
+  void enqueue(downstream::Session& s, unsigned worker, bool front = false) {
+    front ? queue.push_front(s) : queue.push_back(s);
+    ++queued;
+    cluster.waiting(worker).fetch_add(1, std::memory_order_relaxed);
+  }
+  void leave(downstream::Session& s, unsigned worker) {
+    queue.erase(s);
+    left(worker);
+  }
+  // The first waiter, taken off the queue; null when none.
+  downstream::Session* pop(unsigned worker) {
+    downstream::Session* s = queue.pop_front();
+    if (s) left(worker);
+    return s;
+  }
+
+ private:
+  void left(unsigned worker) {
+    --queued;
+    cluster.waiting(worker).fetch_sub(1, std::memory_order_relaxed);
+  }
 };
 
 struct WorkerSnapshot {
