@@ -921,10 +921,9 @@ void HttpSession::release_upstream(bool reusable) {
   }
 }
 
-void HttpSession::finish_exchange() {
-  auto& loop = worker_.loop();
-  release_upstream(req_done_);
+void HttpSession::drop_request_state() {
   release_slot();
+  auto& loop = worker_.loop();
   loop.release(encoded_head_);
   encoded_head_ = IoBuf{};
   loop.release(head_mem_);
@@ -935,6 +934,11 @@ void HttpSession::finish_exchange() {
     header_block_ = nullptr;
   }
   head_buf_.reset();
+}
+
+void HttpSession::finish_exchange() {
+  release_upstream(req_done_);
+  drop_request_state();
   route_ = nullptr;
   if (close_after_ || client_eof_) {
     // Send what is queued, then FIN; keep reading (and dropping) for a
@@ -1148,18 +1152,7 @@ void HttpSession::close(bool reset) {
     up_->close();
     up_ = nullptr;
   }
-  release_slot();
-  auto& loop = worker_.loop();
-  loop.release(encoded_head_);
-  encoded_head_ = IoBuf{};
-  loop.release(head_mem_);
-  head_mem_ = IoBuf{};
-  parser_.reset();
-  if (header_block_) {
-    worker_.header_blocks().destroy(header_block_);
-    header_block_ = nullptr;
-  }
-  head_buf_.reset();
+  drop_request_state();
   in_.clear();
   if (reset) {
     client_.abort();

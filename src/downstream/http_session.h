@@ -95,6 +95,9 @@ class HttpSession final : public Session,
   void on_tls_status(tls::Session::Status st);
   // close_notify (TLS), then FIN once the queue drains.
   void shutdown_client();
+  // Gives back what one request holds: its connection slot, encoded and
+  // raw head, parser and header block.
+  void drop_request_state();
   void fail_tls();
   void process_input();
   void parse_head();
