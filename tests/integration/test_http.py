@@ -418,11 +418,11 @@ def test_first_request_after_a_quiet_spell_gets_its_full_timeout(gateways, backe
     # Nothing wakes the worker while it is idle: the request-head timeout
     # armed for the next connection must count from its arrival (a stale
     # clock made it expire at once: 408 before the head was read).
-    g = Gateway(http_config([backend], listener_extra="http_request_timeout_ms = 400"))
+    g = Gateway(http_config([backend], listener_extra="http_request_timeout_ms = 1000"))
     gateways.append(g)
     addr = g.address("web")
     for _ in range(2):
-        time.sleep(1.2)
+        time.sleep(1.5)
         resp = http_exchange(addr, [b"GET /quiet HTTP/1.1\r\nHost: a\r\n",
                                     b"Connection: close\r\n\r\n"], pause=0.1)
         assert status_of(resp) == 200, resp[:200]
@@ -449,7 +449,7 @@ def test_a_client_that_announced_its_close_is_not_waited_for(gateways, backend):
         return out.strip()
 
     # Well inside the 2 s linger that a close the client did not announce gets.
-    wait_until(lambda: gateway_end() and "expressgateway" not in gateway_end(), 1,
+    wait_until(lambda: gateway_end() and "expressgateway" not in gateway_end(), 1.5,
                what="the gateway to close its end without waiting for the client's FIN")
     assert gateway_end().startswith("FIN-WAIT-"), gateway_end()
     s.close()

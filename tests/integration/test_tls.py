@@ -415,12 +415,12 @@ def test_first_handshake_after_a_quiet_spell_gets_its_full_timeout(gateways, pki
     # Nothing wakes the worker while it is idle (no health checks, no pooled
     # connections): the handshake timeout armed for the next connection must
     # count from its arrival, not from the last time the worker ran.
-    g = Gateway(https_config(pki, [backend], tls_extra="handshake_timeout_ms = 400"))
+    g = Gateway(https_config(pki, [backend], tls_extra="handshake_timeout_ms = 1000"))
     gateways.append(g)
     addr = g.address("web")
     ctx = client_context(pki.ca["cert"])
     for _ in range(2):
-        time.sleep(1.2)
+        time.sleep(1.5)
         s = ctx.wrap_socket(socket.create_connection(addr, timeout=10), server_hostname="a.test")
         assert get(s, "/after-quiet").startswith(b"HTTP/1.1 200")
         s.close()
