@@ -12,6 +12,18 @@
 
 namespace egw::uring {
 
+namespace {
+
+// Whether this kernel takes a byte limit on a multishot bundle recv (newer
+// kernels do; older ones refuse multishot recv with a length, EINVAL). The
+// limit keeps one bundle from taking more buffers than the socket may hold:
+// without it a connection whose peer has megabytes queued takes that many
+// buffers from the shared ring at once, and a few slow readers can starve
+// every other connection of the worker. Learned at the first refusal.
+thread_local bool t_bundle_limit = true;
+
+}  // namespace
+
 StreamSocket::StreamSocket(EventLoop& loop, StreamSocketHandler& handler)
     : loop_(loop),
       handler_(handler),
@@ -94,7 +106,14 @@ void StreamSocket::arm_recv() {
   } else {
     io_uring_prep_recv(s, fd_.get(), nullptr, 0, 0);
   }
-  if (bundle_) s->ioprio |= IORING_RECVSEND_BUNDLE;
+  recv_limited_ = false;
+  if (bundle_) {
+    s->ioprio |= IORING_RECVSEND_BUNDLE;
+    if (t_bundle_limit && multishot_) {
+      s->len = (max_held_ - held_) * loop_.buffers().buffer_size();
+      recv_limited_ = true;
+    }
+  }
   s->flags |= IOSQE_BUFFER_SELECT;
   s->buf_group = loop_.buffers().group_id();
   loop_.arm(recv_, s);
@@ -136,6 +155,14 @@ void StreamSocket::on_recv(const io_uring_cqe& cqe) {
     if (err == ENOBUFS) {
       // The socket keeps its bytes; come back when buffers are free.
       if (final && !recv_paused_) loop_.park_enobufs(*this);
+      return;
+    }
+    if (err == EINVAL && recv_limited_) {
+      // This kernel wants no length on a multishot recv: bundles go
+      // unlimited (the per-socket cap is then checked per completion).
+      t_bundle_limit = false;
+      recv_limited_ = false;
+      if (final) arm_recv();
       return;
     }
     if (err == ECANCELED || err == EAGAIN) {

@@ -6,8 +6,10 @@
 //    has no multishot). Each filled buffer goes to the handler as an IoBuf it
 //    owns until release(). At most `max_held` buffers may be held at once;
 //    past that the recv is cancelled and re-armed when the holder releases
-//    (back-pressure, never a dropped byte). -ENOBUFS parks the socket on the
-//    loop's re-arm queue.
+//    (back-pressure, never a dropped byte). A bundle recv carries a byte
+//    limit of what the socket may still hold, where the kernel takes one, so
+//    one completion never takes more buffers than that from the shared ring.
+//    -ENOBUFS parks the socket on the loop's re-arm queue.
 //  - send: a queue of IoBufs (linked nodes from the worker's pool: a send never
 //    fails for lack of room, so a bundle of any size can be forwarded) and one
 //    send in flight, coalescing everything queued in a batch (up to 64
@@ -141,6 +143,7 @@ class StreamSocket final : public Owner, public Flushable, public Rearmable, pub
   bool recv_paused_ = false;
   bool recv_eof_ = false;
   bool recv_cancel_pending_ = false;
+  bool recv_limited_ = false;  // the armed bundle recv carries a byte limit
   bool multishot_;
   bool bundle_;
 

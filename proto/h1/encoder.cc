@@ -28,23 +28,6 @@ bool valid_target(std::string_view t) {
 
 }  // namespace
 
-bool is_hop_by_hop(std::string_view name) {
-  switch (name.size()) {
-    case 2:
-      return iequals(name, "te");
-    case 7:
-      return iequals(name, "trailer") || iequals(name, "upgrade");
-    case 10:
-      return iequals(name, "connection") || iequals(name, "keep-alive");
-    case 16:
-      return iequals(name, "proxy-connection");
-    case 17:
-      return iequals(name, "transfer-encoding");
-    default:
-      return false;
-  }
-}
-
 size_t write_chunk_header(uint64_t size, char* out) {
   static constexpr char kHex[] = "0123456789abcdef";
   char digits[16];

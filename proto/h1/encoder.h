@@ -13,20 +13,8 @@
 
 namespace egw::proto::h1 {
 
-// ASCII case-insensitive equality (field names, tokens).
-inline bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (detail::ascii_lower(a[i]) != detail::ascii_lower(b[i])) return false;
-  }
-  return true;
-}
-
-// The fields that describe one connection and never cross a proxy:
-// Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding,
-// Upgrade (case-insensitive). Fields a Connection header lists are
-// hop-by-hop as well: see connection_lists() and write_end_to_end_fields().
-bool is_hop_by_hop(std::string_view name);
+using http::iequals;
+using http::is_hop_by_hop;
 
 inline constexpr std::string_view kCrlf = "\r\n";
 // Last chunk without extensions; the trailer section (or kCrlf) follows.
@@ -55,7 +43,7 @@ size_t write_decimal(uint64_t value, char* out);
 // another CTL, a version other than 1.0/1.1, a status outside 100..999).
 // The check keeps a bad value from ever splitting a message. Failures are
 // sticky: every later call returns false, so a caller may check only end().
-class HeadWriter {
+class HeadWriter final : public http::FieldSink {
  public:
   enum class Error : uint8_t { kNone, kNoSpace, kInvalid };
 
@@ -64,6 +52,7 @@ class HeadWriter {
   bool request_line(std::string_view method, std::string_view target, uint8_t version_minor);
   bool status_line(uint16_t status, std::string_view reason, uint8_t version_minor);
   bool header(std::string_view name, std::string_view value);
+  bool field(std::string_view name, std::string_view value) override { return header(name, value); }
   // The value in decimal (e.g. Content-Length).
   bool header(std::string_view name, uint64_t value);
   bool end();  // the empty line that ends the head

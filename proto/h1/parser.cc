@@ -252,57 +252,6 @@ int http_status(ParseError e) {
   }
 }
 
-const char* to_string(Method m) {
-  switch (m) {
-    case Method::kGet:
-      return "GET";
-    case Method::kHead:
-      return "HEAD";
-    case Method::kPost:
-      return "POST";
-    case Method::kPut:
-      return "PUT";
-    case Method::kDelete:
-      return "DELETE";
-    case Method::kConnect:
-      return "CONNECT";
-    case Method::kOptions:
-      return "OPTIONS";
-    case Method::kTrace:
-      return "TRACE";
-    case Method::kPatch:
-      return "PATCH";
-    case Method::kOther:
-      return "other";
-  }
-  return "other";
-}
-
-Method parse_method(std::string_view t) {
-  switch (t.size()) {
-    case 3:
-      if (t == "GET") return Method::kGet;
-      if (t == "PUT") return Method::kPut;
-      break;
-    case 4:
-      if (t == "POST") return Method::kPost;
-      if (t == "HEAD") return Method::kHead;
-      break;
-    case 5:
-      if (t == "PATCH") return Method::kPatch;
-      if (t == "TRACE") return Method::kTrace;
-      break;
-    case 6:
-      if (t == "DELETE") return Method::kDelete;
-      break;
-    case 7:
-      if (t == "OPTIONS") return Method::kOptions;
-      if (t == "CONNECT") return Method::kConnect;
-      break;
-  }
-  return Method::kOther;
-}
-
 const char* to_string(BodyKind k) {
   switch (k) {
     case BodyKind::kNone:
@@ -357,17 +306,57 @@ const char* to_string(HeadState s) {
   return "unknown";
 }
 
-bool connection_lists(std::span<const Header> headers, std::string_view token) {
-  for (const Header& h : headers) {
-    if (!iequals(h.name, "connection")) continue;
-    bool found = false;
-    for_each_element(h.value, [&](std::string_view e) {
-      found = found || iequals(e, token);
-      return ParseError::kNone;
-    });
-    if (found) return true;
+http::RequestHead RequestHead::neutral() const {
+  http::RequestHead r;
+  r.method = method;
+  r.method_text = method_text;
+  r.fields = headers;
+  r.version = version_minor == 0 ? 10 : 11;
+  r.expect_continue = expect_continue;
+  r.body = body == BodyKind::kNone            ? http::Body::kNone
+           : body == BodyKind::kContentLength ? http::Body::kLength
+                                              : http::Body::kUnknown;
+  r.content_length = content_length;
+  r.authority = host;
+  if (method == Method::kConnect) {
+    r.authority = target;
+  } else if (target == "*" || target.empty() || target.front() == '/') {
+    r.path = target;
+  } else if (const size_t sep = target.find("://"); sep != std::string_view::npos) {
+    r.scheme = target.substr(0, sep);
+    const std::string_view rest = target.substr(sep + 3);
+    const size_t slash = rest.find('/');
+    const size_t query = rest.find('?');
+    r.authority = rest.substr(0, std::min(slash, query));
+    r.path = slash == std::string_view::npos || query < slash ? std::string_view("/")
+                                                              : rest.substr(slash);
   }
-  return false;
+  if (upgrade) {
+    for (const Header& h : headers) {
+      if (!http::iequals(h.name, "upgrade")) continue;
+      bool other = false;
+      http::for_each_list_element(
+          h.value, [&](std::string_view e) { other = other || !http::iequals(e, "h2c"); });
+      if (other) r.upgrade = h.value;
+      break;
+    }
+  }
+  return r;
+}
+
+http::ResponseHead ResponseHead::neutral() const {
+  http::ResponseHead r;
+  r.status = status;
+  r.reason = reason;
+  r.fields = headers;
+  r.version = version_minor == 0 ? 10 : 11;
+  r.body = body == BodyKind::kNone            ? http::Body::kNone
+           : body == BodyKind::kContentLength ? http::Body::kLength
+                                              : http::Body::kUnknown;
+  r.content_length = content_length;
+  for (const Header& h : headers)
+    r.has_length = r.has_length || http::iequals(h.name, "content-length");
+  return r;
 }
 
 namespace detail {

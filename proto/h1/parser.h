@@ -66,6 +66,8 @@
 #include <span>
 #include <string_view>
 
+#include "proto/http/message.h"
+
 namespace egw::proto::h1 {
 
 enum class ParseStatus : uint8_t { kIncomplete, kComplete, kError };
@@ -134,10 +136,12 @@ const char* to_string(ParseError e);
 // proxy answers 502 whatever the reason; this table is for requests only.
 int http_status(ParseError e);
 
-struct Header {
-  std::string_view name;   // as sent (case preserved)
-  std::string_view value;  // trimmed of leading and trailing SP/HTAB
-};
+// The neutral types (proto/http/message.h) are HTTP/1.1's too.
+using Header = http::Field;
+using http::connection_lists;
+using http::Method;
+using http::parse_method;
+using http::to_string;
 
 struct Limits {
   uint32_t max_request_line = 8192;  // start line without its CRLF (414 for requests)
@@ -147,29 +151,8 @@ struct Limits {
 
 inline constexpr uint32_t kMaxLeadingEmptyLines = 4;
 
-enum class Method : uint8_t {
-  kGet,
-  kHead,
-  kPost,
-  kPut,
-  kDelete,
-  kConnect,
-  kOptions,
-  kTrace,
-  kPatch,
-  kOther
-};
-const char* to_string(Method m);  // "GET", ..., "other"
-// Methods are case-sensitive: "get" is kOther.
-Method parse_method(std::string_view text);
-
 enum class BodyKind : uint8_t { kNone, kContentLength, kChunked, kUntilClose };
 const char* to_string(BodyKind k);
-
-// True when a Connection field among `headers` lists `token` (ASCII
-// case-insensitive). This is how a proxy finds the extra hop-by-hop fields a
-// sender named: `Connection: close, X-Foo` makes X-Foo hop-by-hop.
-bool connection_lists(std::span<const Header> headers, std::string_view token);
 
 struct RequestHead {
   std::string_view method_text;
@@ -190,6 +173,17 @@ struct RequestHead {
   std::string_view host;
 
   bool connection_has(std::string_view token) const { return connection_lists(headers, token); }
+
+  // The neutral head (proto/http/message.h), with views into this one:
+  //  - absolute-form: scheme, authority and path from the target (the
+  //    target's authority wins over Host); origin-form: path = target,
+  //    authority = Host; authority-form (CONNECT): authority = target;
+  //    asterisk-form: path = "*";
+  //  - upgrade: the Upgrade value when the request is an upgrade and asks
+  //    for anything but h2c (RFC 9113 §3.1 retired the h2c upgrade; it is
+  //    never forwarded: a request that asks only for h2c goes on as plain
+  //    HTTP/1.1, and writers drop the h2c token from a longer list).
+  http::RequestHead neutral() const;
 };
 
 struct ResponseHead {
@@ -207,6 +201,10 @@ struct ResponseHead {
   bool informational() const { return status < 200; }
 
   bool connection_has(std::string_view token) const { return connection_lists(headers, token); }
+
+  // The neutral head, with views into this one. A chunked or until-close
+  // body is of unknown length.
+  http::ResponseHead neutral() const;
 };
 
 // States of the head parser, for traces.

@@ -148,6 +148,8 @@ struct RouteConfig {
   std::optional<RespondConfig> respond;  // ...or answer directly
   HeaderRulesConfig request_headers;
   HeaderRulesConfig response_headers;
+  // CONNECT is answered 405 unless the route that matched allows it.
+  bool allow_connect = false;
   SourceLoc loc;
 };
 

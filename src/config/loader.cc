@@ -141,6 +141,8 @@ constexpr KeySpec kRouteKeys[] = {
     {"respond", Kind::kTable, "", "...or answer: { status, headers, body }"},
     {"request_headers", Kind::kTable, "", "{ set = {..}, add = {..}, remove = [..] } on requests"},
     {"response_headers", Kind::kTable, "", "the same on responses"},
+    {"allow_connect", Kind::kBool, "false",
+     "forward CONNECT requests (a raw tunnel to what the endpoint reaches); otherwise 405"},
 };
 
 constexpr KeySpec kMatchKeys[] = {
@@ -762,6 +764,7 @@ void read_route(Context& ctx, const toml::table& t, const std::string& where, Ro
     }
   }
   route.cluster = r.string("cluster");
+  route.allow_connect = r.boolean("allow_connect");
   if (const toml::table* resp = r.table("respond")) {
     const std::string rwhere = where + " respond";
     Reader rr(ctx, *resp, rwhere, kRespondKeys);

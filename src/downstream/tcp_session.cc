@@ -22,6 +22,7 @@ TcpSession::TcpSession(server::Worker& worker, server::WorkerSnapshot& snap, siz
       listener_(snap.runtime->config->listeners[listener]),
       listener_index_(listener),
       client_(std::move(client)),
+      attempt_(worker, *this),
       connector_(worker.loop(), *this),
       poller_(worker.loop(), *this) {
   if (auto p = SocketAddress::peer_of(client_.get())) peer_ = *p;
@@ -31,7 +32,7 @@ TcpSession::TcpSession(server::Worker& worker, server::WorkerSnapshot& snap, siz
 }
 
 TcpSession::~TcpSession() {
-  EGW_ASSERT(endpoint_ < 0);
+  EGW_ASSERT(attempt_.endpoint() < 0);
 }
 
 void TcpSession::start() {
@@ -140,7 +141,9 @@ void TcpSession::route(std::string_view sni) {
   cluster_ = snap_.clusters[static_cast<size_t>(ci)].get();
   idle_timeout_ms_ = std::min<uint64_t>(listener_.client_idle_timeout_ms,
                                         cluster_->cluster.config().server_idle_timeout_ms);
-  pick();
+  state_ = State::kPicking;
+  attempt_.begin(*cluster_, hash_, snap_.listener_latency[listener_index_]);
+  attempt_.pick();
 }
 
 void TcpSession::on_tls_ready(tls::TlsRelay& r, int side) {
@@ -160,64 +163,27 @@ void TcpSession::on_tls_ready(tls::TlsRelay& r, int side) {
   if (s && s->resumed()) stats.tls_upstream_resumed.fetch_add(1, std::memory_order_relaxed);
 }
 
-void TcpSession::pick() {
-  state_ = State::kPicking;
-  const auto& cc = cluster_->cluster.config();
-  const auto p = cluster_->picker.pick(hash_, cc.redispatch ? avoid_ : -1, worker_.loop().now_ms());
-  switch (p.outcome) {
-    case upstream::Picker::Outcome::kPicked:
-      endpoint_ = p.index;
-      connect();
-      return;
-    case upstream::Picker::Outcome::kFull:
-      if (cluster_->queued >= cc.max_queue) {
-        worker_.stats().refused_queue_full.fetch_add(1, std::memory_order_relaxed);
-        fail("queue full");
-        return;
-      }
-      state_ = State::kQueued;
-      queued_ns_ = clock::cached_ns();
-      cluster_->enqueue(*this, worker_.index());
-      worker_.stats().queued.fetch_add(1, std::memory_order_relaxed);
-      if (!timer_.armed()) worker_.loop().timers().schedule_after(timer_, cc.queue_timeout_ms);
-      return;
-    case upstream::Picker::Outcome::kNoneUp:
-      worker_.stats().refused_no_endpoint.fetch_add(1, std::memory_order_relaxed);
-      EGW_LOG_RATELIMITED(warn, 1000,
-                          "cluster {}: no endpoint is up; closing client {} (listener {})",
-                          cluster_->cluster.name(), peer_.to_string(), listener_.name);
-      fail("no endpoint up");
-      return;
+void TcpSession::on_queued() {
+  state_ = State::kQueued;
+  if (!timer_.armed()) {
+    worker_.loop().timers().schedule_after(timer_, cluster_->cluster.config().queue_timeout_ms);
   }
 }
 
-void TcpSession::dequeued() {
-  EGW_ASSERT(state_ == State::kQueued);
-  const auto& cc = cluster_->cluster.config();
-  const auto p = cluster_->picker.pick(hash_, -1, worker_.loop().now_ms());
-  if (p.outcome == upstream::Picker::Outcome::kFull) {
-    // Someone else took the slot: back to the head of the line.
-    cluster_->enqueue(*this, worker_.index(), /*front=*/true);
-    return;
-  }
-  worker_.loop().timers().cancel(timer_);
-  cluster_->latency->record(stats::Phase::kQueueWait, queued_ns_, clock::cached_ns());
-  if (p.outcome == upstream::Picker::Outcome::kNoneUp) {
-    worker_.stats().refused_no_endpoint.fetch_add(1, std::memory_order_relaxed);
-    fail("no endpoint up");
-    return;
-  }
-  (void)cc;
-  endpoint_ = p.index;
-  connect();
+void TcpSession::on_refused(upstream::Attempt::Refusal why) {
+  EGW_LOG_RATELIMITED(warn, 1000, "cluster {}: {}; closing client {} (listener {})",
+                      cluster_->cluster.name(), upstream::Attempt::to_string(why),
+                      peer_.to_string(), listener_.name);
+  fail(upstream::Attempt::to_string(why));
 }
 
-void TcpSession::connect() {
+void TcpSession::on_picked(int index) {
+  if (state_ == State::kQueued) worker_.loop().timers().cancel(timer_);
   state_ = State::kConnecting;
-  auto& ep = cluster_->cluster.endpoint(static_cast<size_t>(endpoint_));
+  auto& ep = cluster_->cluster.endpoint(static_cast<size_t>(index));
   ep.sessions.fetch_add(1, std::memory_order_relaxed);
   connector_live_ = true;
-  connect_ns_ = clock::cached_ns();
+  attempt_.connect_started(clock::cached_ns());
   if (auto st = connector_.connect(ep.address(), cluster_->cluster.config().connect_timeout_ms);
       !st) {
     // No socket at all (descriptor limit): not the endpoint's fault.
@@ -227,36 +193,24 @@ void TcpSession::connect() {
 }
 
 void TcpSession::on_connect_done(uring::Connector& c, int err) {
-  auto& cc = cluster_->cluster.config();
-  auto& ep = cluster_->cluster.endpoint(static_cast<size_t>(endpoint_));
   if (state_ != State::kConnecting) return;
   if (err == 0) {
-    ep.connect_succeeded();
-    cluster_->latency->record(stats::Phase::kConnect, connect_ns_, clock::cached_ns());
+    attempt_.connect_succeeded();
     start_relay(c.take_fd());
     c.close();  // its job is done; on_connector_released() follows
     return;
   }
-  worker_.stats().connect_failures.fetch_add(1, std::memory_order_relaxed);
-  const uint32_t backoff = cc.health_check.type == config::HealthCheckConfig::Type::kNone
-                               ? std::max<uint32_t>(cc.health_check.interval_ms, 1000)
-                               : cc.health_check.interval_ms;
-  if (ep.connect_failed(cc.health_check.fall, worker_.loop().now_ms(), backoff)) {
-    EGW_LOG(warn, "endpoint {} marked down for {} ms after {} consecutive connect failures ({})",
-            ep.label(), backoff, cc.health_check.fall,
-            err == ETIMEDOUT ? "timeout" : std::strerror(err));
-  }
-  release_slot();
-  if (attempts_ < cc.retries) {
-    ++attempts_;
-    worker_.stats().retries.fetch_add(1, std::memory_order_relaxed);
-    pick();
+  const std::string label =
+      cluster_->cluster.endpoint(static_cast<size_t>(attempt_.endpoint())).label();
+  if (attempt_.connect_failed(err)) {
+    state_ = State::kPicking;
+    attempt_.pick();
     return;
   }
   EGW_LOG_RATELIMITED(warn, 1000,
                       "cluster {}: connect to {} failed ({}); giving up after {} attempts",
-                      cluster_->cluster.name(), ep.label(),
-                      err == ETIMEDOUT ? "timeout" : std::strerror(err), attempts_ + 1);
+                      cluster_->cluster.name(), label,
+                      err == ETIMEDOUT ? "timeout" : std::strerror(err), attempt_.attempts() + 1);
   fail("connect failed");
 }
 
@@ -296,14 +250,6 @@ void TcpSession::start_relay(UniqueFd upstream) {
   if (state_ == State::kRelaying) arm_idle_timer();
 }
 
-void TcpSession::release_slot() {
-  if (endpoint_ < 0) return;
-  avoid_ = endpoint_;
-  cluster_->cluster.endpoint(static_cast<size_t>(endpoint_)).release();
-  endpoint_ = -1;
-  worker_.slot_freed(*cluster_);
-}
-
 void TcpSession::arm_idle_timer() {
   worker_.loop().timers().schedule_after(timer_, idle_timeout_ms_);
 }
@@ -312,7 +258,7 @@ void TcpSession::on_timer() {
   const uint64_t now = worker_.loop().now_ms();
   switch (state_) {
     case State::kQueued:
-      cluster_->leave(*this, worker_.index());
+      attempt_.leave_queue();
       worker_.stats().queue_timeouts.fetch_add(1, std::memory_order_relaxed);
       fail("queue timeout");
       return;
@@ -352,24 +298,22 @@ void TcpSession::on_relay_done(uring::Relay&, int err) {
       worker_.stats().tls_upstream_failures.fetch_add(1, std::memory_order_relaxed);
       const std::string why =
           tls_relay_->error().empty() ? std::strerror(err) : tls_relay_->error();
-      if (endpoint_ >= 0) {
+      if (attempt_.endpoint() >= 0) {
         EGW_LOG_RATELIMITED(
             warn, 1000, "cluster {}: TLS to {} failed: {}", cluster_->cluster.name(),
-            cluster_->cluster.endpoint(static_cast<size_t>(endpoint_)).label(), why);
+            cluster_->cluster.endpoint(static_cast<size_t>(attempt_.endpoint())).label(), why);
       }
     }
   }
   close();
 }
 
-void TcpSession::fail(const char*) {
+void TcpSession::fail(const char* why) {
+  EGW_LOG(debug, "client {} (listener {}): closing: {}", peer_.to_string(), listener_.name, why);
   close();
 }
 
 void TcpSession::abort() {
-  if (state_ == State::kQueued) {
-    cluster_->leave(*this, worker_.index());
-  }
   close();
 }
 
@@ -381,14 +325,15 @@ void TcpSession::close() {
     auto& st = worker_.stats();
     st.bytes_in.fetch_add(relay_->bytes_a_to_b(), std::memory_order_relaxed);
     st.bytes_out.fetch_add(relay_->bytes_b_to_a(), std::memory_order_relaxed);
-    if (endpoint_ >= 0) {
-      auto& ep = cluster_->cluster.endpoint(static_cast<size_t>(endpoint_));
+    if (attempt_.endpoint() >= 0) {
+      auto& ep = cluster_->cluster.endpoint(static_cast<size_t>(attempt_.endpoint()));
       ep.bytes_to.fetch_add(relay_->bytes_a_to_b(), std::memory_order_relaxed);
       ep.bytes_from.fetch_add(relay_->bytes_b_to_a(), std::memory_order_relaxed);
     }
     relay_->close();
   }
-  release_slot();
+  attempt_.leave_queue();
+  attempt_.release();
   client_.reset();
   if (connector_live_) connector_.close();
   if (poller_live_) poller_.close();

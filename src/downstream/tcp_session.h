@@ -29,6 +29,7 @@
 #include "egw/unique_fd.h"
 #include "src/downstream/session.h"
 #include "src/tls/tls_relay.h"
+#include "src/upstream/attempt.h"
 #include "uring/connector.h"
 #include "uring/poll_waiter.h"
 #include "uring/relay.h"
@@ -37,7 +38,6 @@
 namespace egw::server {
 class Worker;
 struct WorkerSnapshot;
-struct WorkerCluster;
 }  // namespace egw::server
 
 namespace egw::config {
@@ -47,6 +47,7 @@ struct ListenerConfig;
 namespace egw::downstream {
 
 class TcpSession final : public Session,
+                         private upstream::Attempt::Handler,
                          private uring::ConnectorHandler,
                          private tls::TlsRelayHandler,
                          private uring::PollWaiterHandler {
@@ -68,7 +69,6 @@ class TcpSession final : public Session,
   TcpSession& operator=(const TcpSession&) = delete;
 
   void start();
-  void dequeued() override;
   void abort() override;
 
   State state() const { return state_; }
@@ -77,16 +77,16 @@ class TcpSession final : public Session,
   void sniff();
   // Chooses the cluster from the routes (server name `sni`), then picks.
   void route(std::string_view sni);
-  void pick();
-  void connect();
   void start_relay(UniqueFd upstream);
   void fail(const char* why);
   void close();
-  void release_slot();
   void arm_idle_timer();
   void on_timer();
   void maybe_destroy();
 
+  void on_picked(int index) override;
+  void on_refused(upstream::Attempt::Refusal why) override;
+  void on_queued() override;
   void on_connect_done(uring::Connector& c, int err) override;
   void on_connector_released(uring::Connector& c) override;
   void on_relay_done(uring::Relay& r, int err) override;
@@ -97,16 +97,14 @@ class TcpSession final : public Session,
 
   server::Worker& worker_;
   server::WorkerSnapshot& snap_;
-  server::WorkerCluster* cluster_ = nullptr;  // set once routed
+  upstream::WorkerCluster* cluster_ = nullptr;  // set once routed
   const config::ListenerConfig& listener_;
   const size_t listener_index_;
   UniqueFd client_;
   SocketAddress peer_;
   uint64_t hash_ = 0;
-  int endpoint_ = -1;  // holds a slot on it while >= 0
-  int avoid_ = -1;     // endpoint that failed last (redispatch)
-  uint32_t attempts_ = 0;
   uint64_t idle_timeout_ms_ = 0;
+  upstream::Attempt attempt_;  // holds the endpoint's slot while relaying
   uring::Connector connector_;
   std::unique_ptr<uring::Relay> relay_;
   tls::TlsRelay* tls_relay_ = nullptr;  // relay_, when it is one
@@ -118,8 +116,6 @@ class TcpSession final : public Session,
   uring::Timer timer_;
   State state_ = State::kPicking;
   bool connector_live_ = false;
-  uint64_t queued_ns_ = 0;
-  uint64_t connect_ns_ = 0;
   bool relay_live_ = false;
 };
 

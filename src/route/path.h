@@ -55,6 +55,8 @@ const char* to_string(PathError e);
 // `out` must hold at least in.size() bytes; it may be in.data() itself (the
 // write position never overtakes the read position). On error the contents of
 // out[0, in.size()) are unspecified. O(n); never allocates.
+// The longest path normalize_path() takes (its output is never longer).
+inline constexpr size_t kMaxPathBytes = 8192;
 std::expected<size_t, PathError> normalize_path(std::string_view in, char* out);
 
 }  // namespace egw::route

@@ -50,7 +50,8 @@ void Worker::run(RuntimePtr rt) {
   loop_ = std::move(*loop);
   pipes_ = std::make_unique<uring::PipePool>(g.max_pipes, g.pipe_size);
   sessions_ = std::make_unique<SlabPool<downstream::TcpSession>>(256, g.max_sessions);
-  http_sessions_ = std::make_unique<SlabPool<downstream::HttpSession>>(256, g.max_sessions);
+  http_sessions_ = std::make_unique<SlabPool<downstream::H1Session>>(256, g.max_sessions);
+  exchanges_ = std::make_unique<SlabPool<proxy::Exchange>>(256, g.max_sessions);
   header_blocks_ = std::make_unique<SlabPool<upstream::HeaderBlock>>(16);
   http_connections_ = std::make_unique<SlabPool<upstream::HttpConnection>>(256);
   uring::Mailbox mailbox(*loop_);
@@ -77,6 +78,7 @@ void Worker::run(RuntimePtr rt) {
   current_.reset();
   sessions_.reset();
   http_sessions_.reset();
+  exchanges_.reset();
   http_connections_.reset();
   header_blocks_.reset();
   pipes_.reset();
@@ -108,6 +110,21 @@ void Worker::apply(RuntimePtr rt) {
         EGW_LOG(error, "listener {}: {}", l.name, r.error().to_string());
       }
     }
+    std::unique_ptr<proxy::ListenerView> view;
+    if (l.protocol == config::Protocol::kHttp) {
+      const size_t li = snap->routers.size();
+      const ListenerRuntime& lr = snap->runtime->listeners[li];
+      view = std::make_unique<proxy::ListenerView>();
+      view->config = &l;
+      view->router = router.get();
+      view->latency = lat.get();
+      for (int ci : lr.route_clusters)
+        view->route_clusters.push_back(ci >= 0 ? snap->clusters[static_cast<size_t>(ci)].get()
+                                               : nullptr);
+      if (lr.default_cluster >= 0)
+        view->default_cluster = snap->clusters[static_cast<size_t>(lr.default_cluster)].get();
+    }
+    snap->http_listeners.push_back(std::move(view));
     snap->routers.push_back(std::move(router));
   }
   if (current_) retired_.push_back(std::move(current_));
@@ -221,7 +238,7 @@ void Worker::session_ended(downstream::TcpSession& s, WorkerSnapshot& snap) {
   session_destroyed(snap);
 }
 
-void Worker::session_ended(downstream::HttpSession& s, WorkerSnapshot& snap) {
+void Worker::session_ended(downstream::H1Session& s, WorkerSnapshot& snap) {
   http_sessions_->destroy(&s);
   session_destroyed(snap);
 }
@@ -258,8 +275,8 @@ void Worker::release_snapshots() {
 }
 
 void Worker::slot_freed(WorkerCluster& wc) {
-  if (downstream::Session* s = wc.pop(index_)) {
-    s->dequeued();
+  if (upstream::Waiter* w = wc.pop(index_)) {
+    w->dequeued();
     return;
   }
   // Nobody waits here; wake a worker that has waiters for this cluster.
@@ -277,8 +294,8 @@ void Worker::kick(const upstream::Cluster* c) {
   auto serve = [this, c](WorkerSnapshot& snap) {
     for (auto& wc : snap.clusters) {
       if (&wc->cluster != c) continue;
-      if (downstream::Session* s = wc->pop(index_)) {
-        s->dequeued();
+      if (upstream::Waiter* w = wc->pop(index_)) {
+        w->dequeued();
         return true;
       }
     }

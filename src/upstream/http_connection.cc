@@ -1,6 +1,8 @@
 #include "src/upstream/http_connection.h"
 
 #include "egw/log.h"
+#include "proto/h1/encoder.h"
+#include "src/http/h1_heads.h"
 #include "src/upstream/endpoint.h"
 
 namespace egw::upstream {
@@ -120,7 +122,76 @@ void HttpConnection::shutdown_write() {
   sock_.shutdown_write();
 }
 
+bool HttpConnection::send_request(const proto::http::RequestHead& req,
+                                  const http::RequestContext& ctx) {
+  uring::Chunk* chunk = loop_.new_chunk();
+  if (!chunk) return false;
+  const size_t n = http::write_upstream_request(req, ctx, reinterpret_cast<char*>(chunk->data),
+                                                uring::Chunk::kSize);
+  uring::IoBuf own;
+  own.chunk = chunk;
+  if (n == 0) {
+    loop_.release(own);
+    return false;
+  }
+  begin(req.method);
+  chunked_request_ = req.body == proto::http::Body::kUnknown;
+  send(loop_.chunk_slice(chunk, 0, static_cast<uint32_t>(n)));
+  loop_.release(own);
+  return true;
+}
+
+bool HttpConnection::send_body(const uring::IoBuf& b) {
+  if (!chunked_request_) {
+    if (!send(b)) loop_.release(b);
+    return true;
+  }
+  uring::IoBuf hdr = loop_.scratch(h1::kMaxChunkHeaderSize);
+  if (!hdr.data) {
+    loop_.release(b);
+    broken_ = true;
+    return false;
+  }
+  hdr.len = static_cast<uint32_t>(
+      h1::write_chunk_header(b.len, reinterpret_cast<char*>(const_cast<uint8_t*>(hdr.data))));
+  if (!send(hdr)) loop_.release(hdr);
+  if (!send(b)) loop_.release(b);
+  uring::IoBuf crlf;
+  crlf.data = reinterpret_cast<const uint8_t*>(h1::kCrlf.data());
+  crlf.len = static_cast<uint32_t>(h1::kCrlf.size());
+  send(crlf);
+  return true;
+}
+
+bool HttpConnection::end_body(std::span<const proto::http::Field> trailers) {
+  if (!chunked_request_) return true;
+  const uring::IoBuf last = http::encode_last_chunk(loop_, trailers);
+  if (!last.data) {
+    broken_ = true;
+    return false;
+  }
+  if (!send(last)) loop_.release(last);
+  return true;
+}
+
+void HttpConnection::pause_recv() {
+  paused_ = true;
+  sock_.pause_recv();
+}
+
+void HttpConnection::resume_recv() {
+  paused_ = false;
+  sock_.resume_recv();
+  if (closing_) return;
+  if (!in_.empty()) process();
+  if (eof_waiting_ && !closing_ && in_.empty()) {
+    eof_waiting_ = false;
+    handle_eof();
+  }
+}
+
 void HttpConnection::begin(h1::Method method) {
+  paused_ = false;
   sock_.resume_recv();  // whatever the last exchange left paused
   method_ = method;
   phase_ = Phase::kHead;
@@ -163,18 +234,18 @@ void HttpConnection::on_data(uring::StreamSocket&, const uring::IoBuf& buf) {
       handshake_done();
       if (closing_) return;
     }
-    if (!in_.empty() && !closing_) process();
+    if (!in_.empty() && !closing_ && !paused_) process();
     on_tls_status(st);
     return;
   }
   in_.push_back(buf);
-  if (!closing_) process();
+  if (!closing_ && !paused_) process();
 }
 
 // Runs the response state machine over what is queued. A user callback may
 // close this connection: every step re-checks closing_.
 void HttpConnection::process() {
-  while (!closing_ && !in_.empty()) {
+  while (!closing_ && !paused_ && !in_.empty()) {
     switch (phase_) {
       case Phase::kConnecting:
       case Phase::kIdle:
@@ -195,7 +266,7 @@ void HttpConnection::process() {
             return;
           }
           h1::Limits limits;
-          limits.max_head_bytes = 24576;
+          limits.max_head_bytes = kMaxResponseHeadBytes;
           limits.max_headers = HeaderBlock::kCapacity;
           parser_.emplace(limits, std::span<h1::Header>(header_block_->headers));
         }
@@ -223,7 +294,7 @@ void HttpConnection::process() {
           body_.start(head.body, head.content_length);
           phase_ = Phase::kBody;
         }
-        if (user_) user_->on_response_head(*this, head);
+        if (user_) user_->on_response_head(*this, head.neutral());
         loop_.release(head_mem);
         release_head_storage();
         if (closing_) return;
@@ -243,13 +314,18 @@ void HttpConnection::process() {
           case h1::BodyDecoder::Step::kTrailer: {
             const auto off =
                 static_cast<uint32_t>(reinterpret_cast<const uint8_t*>(step.data.data()) - f.data);
+            if (step.kind == h1::BodyDecoder::Step::kTrailer) {
+              const bool kept = trailers_.append(loop_, step.data);
+              in_.drop(step.consumed);
+              if (!kept) {
+                fail(HttpError::kBadResponse, ENOMEM);
+                return;
+              }
+              break;
+            }
             const uring::IoBuf piece = loop_.share(f, off, static_cast<uint32_t>(step.data.size()));
             in_.drop(step.consumed);
-            if (step.kind == h1::BodyDecoder::Step::kData) {
-              user_->on_response_data(*this, piece);
-            } else {
-              user_->on_response_trailers(*this, piece);
-            }
+            user_->on_response_data(*this, piece);
             break;
           }
           case h1::BodyDecoder::Step::kNeedMore:
@@ -257,12 +333,9 @@ void HttpConnection::process() {
             break;
           case h1::BodyDecoder::Step::kDone:
             in_.drop(step.consumed);
-            phase_ = Phase::kDone;
-            ++exchanges_;
-            save_tls();
             if (!in_.empty()) broken_ = true;  // more than the response: never reuse
             in_.clear();
-            user_->on_response_end(*this);
+            end_response();
             return;
           case h1::BodyDecoder::Step::kError:
             EGW_LOG_RATELIMITED(warn, 1000, "endpoint {}: invalid response body: {}",
@@ -281,13 +354,26 @@ void HttpConnection::process() {
   // next (empty) feed.
   if (!closing_ && phase_ == Phase::kBody && in_.empty()) {
     const h1::BodyDecoder::Step step = body_.feed({});
-    if (step.kind == h1::BodyDecoder::Step::kDone) {
-      phase_ = Phase::kDone;
-      ++exchanges_;
-      save_tls();
-      user_->on_response_end(*this);
-    }
+    if (step.kind == h1::BodyDecoder::Step::kDone) end_response();
   }
+}
+
+void HttpConnection::end_response() {
+  phase_ = Phase::kDone;
+  ++exchanges_;
+  save_tls();
+  if (!trailers_.empty()) {
+    const bool ok = trailers_.deliver([this](std::span<const proto::http::Field> t) {
+      if (user_) user_->on_response_trailers(*this, t);
+    });
+    if (!ok) {
+      EGW_LOG_RATELIMITED(warn, 1000, "endpoint {}: too many trailer fields", endpoint_->label());
+      fail(HttpError::kBadResponse, 0);
+      return;
+    }
+    if (closing_ || !user_) return;
+  }
+  user_->on_response_end(*this);
 }
 
 void HttpConnection::save_tls() {
@@ -301,6 +387,14 @@ void HttpConnection::save_tls() {
 void HttpConnection::on_eof(uring::StreamSocket&) {
   eof_ = true;
   if (closing_) return;
+  if (paused_ && !in_.empty()) {
+    eof_waiting_ = true;  // deliver what came before it first
+    return;
+  }
+  handle_eof();
+}
+
+void HttpConnection::handle_eof() {
   if (tls_ && phase_ == Phase::kConnecting) {
     tls_error_ = "connection closed during the TLS handshake";
     broken_ = true;
@@ -376,6 +470,7 @@ void HttpConnection::close(bool abortive) {
   closing_ = true;
   user_ = nullptr;
   in_.clear();
+  trailers_.reset();
   release_head_storage();
   loop_.timers().cancel(idle_timer_);
   if (abortive) {

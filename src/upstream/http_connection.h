@@ -1,7 +1,10 @@
-// HttpConnection: one HTTP/1.1 connection to an upstream endpoint. It sends
-// what its user queues (request head and body, already framed) and parses
-// what comes back into response events: head (1xx included), body bytes
-// (de-framed, as slices of the receive buffers), trailers, end. Between
+// HttpConnection: one HTTP/1.1 connection to an upstream endpoint, the client
+// codec of the proxy's upstream side. It writes the request its user hands it
+// (a neutral head, body slices, an end with trailers) with HTTP/1.1 framing of
+// its own choosing (Content-Length for a known length, chunked otherwise),
+// and parses what comes back into neutral response events: head (1xx
+// included), body bytes (de-framed, as slices of the receive buffers),
+// trailers (as fields), end. Between
 // exchanges it sits idle in its endpoint's Pool with its receive armed, so a
 // connection the server closes (or that sends anything unasked) is noticed
 // and never reused.
@@ -16,6 +19,9 @@
 #include "egw/result.h"
 #include "proto/h1/body.h"
 #include "proto/h1/parser.h"
+#include "proto/http/message.h"
+#include "src/http/forwarding.h"
+#include "src/http/h1_trailers.h"
 #include "src/http/head_buffer.h"
 #include "src/tls/transport.h"
 #include "uring/io_queue.h"
@@ -41,12 +47,13 @@ class HttpConnectionUser {
   virtual void on_upstream_connected(HttpConnection& c, int err) = 0;
   // A response head, informational (1xx) ones included; views are valid
   // during the call only.
-  virtual void on_response_head(HttpConnection& c, const proto::h1::ResponseHead& head) = 0;
+  virtual void on_response_head(HttpConnection& c, const proto::http::ResponseHead& head) = 0;
   // Body bytes (de-framed) or, after set_tunnel(), raw bytes; the user owns
   // the IoBuf and releases it.
   virtual void on_response_data(HttpConnection& c, const uring::IoBuf& data) = 0;
-  // Validated trailer field lines (CRLF-terminated, without the final CRLF).
-  virtual void on_response_trailers(HttpConnection& c, const uring::IoBuf& raw) = 0;
+  // Trailer fields (valid during the call), just before on_response_end().
+  virtual void on_response_trailers(HttpConnection& c,
+                                    std::span<const proto::http::Field> trailers) = 0;
   virtual void on_response_end(HttpConnection& c) = 0;
   // Tunnel mode: the server finished sending.
   virtual void on_tunnel_eof(HttpConnection& c) = 0;
@@ -66,6 +73,9 @@ struct HeaderBlock {
 
 class HttpConnection final : private uring::StreamSocketHandler {
  public:
+  // The largest response head an endpoint may send.
+  static constexpr uint32_t kMaxResponseHeadBytes = 24576;
+
   // `home` is the slab the connection came from: it returns there once its
   // socket is released.
   HttpConnection(uring::EventLoop& loop, SlabPool<HeaderBlock>& headers,
@@ -85,12 +95,25 @@ class HttpConnection final : private uring::StreamSocketHandler {
   void set_user(HttpConnectionUser* user) { user_ = user; }
   HttpConnectionUser* user() const { return user_; }
 
-  // A new exchange: the response will answer a request with `method`.
-  void begin(proto::h1::Method method);
+  // A new exchange: writes the request head for `req` (the forwarding
+  // policy with `ctx`, then HTTP/1.1 framing). False when it does not fit
+  // (or memory ran out): nothing was sent.
+  bool send_request(const proto::http::RequestHead& req, const http::RequestContext& ctx);
+  // Request body bytes (owned), framed as the head announced. False when
+  // out of memory for the framing: the connection is broken (nothing is
+  // reported through the user; the caller treats it as a failed exchange).
+  bool send_body(const uring::IoBuf& b);
+  // The end of the request body (the last chunk and `trailers` when chunked;
+  // trailers are dropped on a Content-Length body). False as send_body().
+  bool end_body(std::span<const proto::http::Field> trailers);
+  // Raw bytes (a tunnel). False when the connection cannot send any more.
   bool send(const uring::IoBuf& b);
   bool send_full() const { return sock_.send_full(); }
-  void pause_recv() { sock_.pause_recv(); }
-  void resume_recv() { sock_.resume_recv(); }
+  // Back-pressure from the user: nothing more is delivered (what already
+  // arrived waits, still charged to this socket's receive cap) until
+  // resume_recv(), which delivers it first.
+  void pause_recv();
+  void resume_recv();
   void shutdown_write();
   // From now on bytes are relayed raw (after a 101 or a 2xx to CONNECT).
   void set_tunnel();
@@ -125,11 +148,14 @@ class HttpConnection final : private uring::StreamSocketHandler {
   void on_released(uring::StreamSocket& s) override;
 
   void process();
+  void handle_eof();
   void on_tls_status(tls::Session::Status st);
   void save_tls();
   void handshake_done();
   void fail(HttpError e, int err);
   void release_head_storage();
+  void begin(proto::h1::Method method);
+  void end_response();
 
   uring::EventLoop& loop_;
   SlabPool<HeaderBlock>& header_pool_;
@@ -144,7 +170,9 @@ class HttpConnection final : private uring::StreamSocketHandler {
   bool resume_offered_ = false;
   bool tls_saved_ = false;  // this connection's resumption state went to the pool
   uring::IoQueue in_;
+  http::TrailerCollector trailers_;
   Phase phase_ = Phase::kConnecting;
+  bool chunked_request_ = false;
   proto::h1::Method method_ = proto::h1::Method::kGet;
   HeaderBlock* header_block_ = nullptr;
   std::optional<proto::h1::ResponseParser> parser_;
@@ -153,6 +181,8 @@ class HttpConnection final : private uring::StreamSocketHandler {
   bool response_started_ = false;
   bool keep_alive_ = false;
   bool eof_ = false;
+  bool eof_waiting_ = false;  // the peer's EOF came while paused with input queued
+  bool paused_ = false;
   bool closing_ = false;
   bool broken_ = false;  // never reuse
   uint32_t exchanges_ = 0;

@@ -1,0 +1,48 @@
+// WorkerStats: the counters of one worker (read by the control thread at
+// exit and by the admin API; relaxed atomics so reads from other threads are
+// defined).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace egw::stats {
+
+struct WorkerStats {
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> active{0};
+  std::atomic<uint64_t> refused_no_endpoint{0};
+  std::atomic<uint64_t> refused_queue_full{0};
+  std::atomic<uint64_t> queued{0};
+  std::atomic<uint64_t> queue_timeouts{0};
+  std::atomic<uint64_t> connect_failures{0};
+  std::atomic<uint64_t> retries{0};
+  std::atomic<uint64_t> idle_timeouts{0};
+  std::atomic<uint64_t> relays_splice{0};
+  std::atomic<uint64_t> relays_copy{0};
+  std::atomic<uint64_t> bytes_in{0};   // client -> upstream
+  std::atomic<uint64_t> bytes_out{0};  // upstream -> client
+  // HTTP
+  std::atomic<uint64_t> http_requests{0};
+  std::atomic<uint64_t> http_errors{0};       // answered by the proxy with an error status
+  std::atomic<uint64_t> http_status[6] = {};  // by class: [2] = 2xx ... [5] = 5xx
+  std::atomic<uint64_t> tunnels{0};
+  std::atomic<uint64_t> request_timeouts{0};
+  std::atomic<uint64_t> response_timeouts{0};
+  std::atomic<uint64_t> slow_bodies{0};
+  std::atomic<uint64_t> upstream_reused{0};
+  std::atomic<uint64_t> upstream_connects{0};
+  // TLS
+  std::atomic<uint64_t> tls_handshakes{0};  // completed downstream (full + resumed)
+  std::atomic<uint64_t> tls_resumed{0};
+  std::atomic<uint64_t> tls_failures{0};  // bad, garbage or refused handshakes
+  std::atomic<uint64_t> tls_timeouts{0};  // handshakes past handshake_timeout_ms
+  std::atomic<uint64_t> tls_ktls{0};      // sessions handed to kernel TLS
+  std::atomic<uint64_t> tls_upstream_handshakes{0};
+  std::atomic<uint64_t> tls_upstream_resumed{0};
+  std::atomic<uint64_t> tls_upstream_failures{0};  // including failed verification
+  std::atomic<uint64_t> sni_routed{0};             // tcp passthrough sessions routed by SNI
+  std::atomic<uint64_t> sni_missing{0};            // ... that had no (parsable) SNI
+};
+
+}  // namespace egw::stats
