@@ -64,7 +64,8 @@ struct TlsListenerConfig {
   // http: the verified client certificate's subject goes upstream in this
   // field (a client's own field of that name is always dropped); "" = off.
   std::string client_subject_header = "X-Client-Subject";
-  uint32_t ticket_lifetime_s = 7200;
+  bool session_tickets = true;        // false: no tickets, no resumption
+  uint32_t ticket_lifetime_s = 7200;  // 1..604800 (0 is refused: use session_tickets)
   uint32_t handshake_timeout_ms = 10000;
   bool ktls = true;  // hand the keys to the kernel after the handshake where it has kTLS
   SourceLoc loc;

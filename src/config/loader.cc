@@ -92,7 +92,11 @@ constexpr KeySpec kTlsListenerKeys[] = {
     {"client_subject_header", Kind::kString, "\"X-Client-Subject\"",
      "http with client_ca: the verified client subject goes upstream in this field (a "
      "client's own is dropped); \"\" = off"},
-    {"ticket_lifetime_s", Kind::kInt, "7200", "session tickets (keys shared by all workers)"},
+    {"session_tickets", Kind::kBool, "true",
+     "issue session tickets (resumption; keys shared by all workers); false: every handshake "
+     "is a full one"},
+    {"ticket_lifetime_s", Kind::kInt, "7200",
+     "how long a session ticket is valid, 1 to 604800 (no tickets: session_tickets = false)"},
     {"handshake_timeout_ms", Kind::kInt, "10000", "a handshake slower than this is closed"},
     {"ktls", Kind::kBool, "true",
      "hand the keys to the kernel after the handshake, when it has kTLS"},
@@ -860,7 +864,18 @@ void read_tls_listener(Context& ctx, const toml::table& t, const std::string& wh
     ctx.error(r.loc("client_subject_header"), "'{}' in {} is not a valid header name",
               tls.client_subject_header, where);
   }
-  tls.ticket_lifetime_s = r.u32("ticket_lifetime_s", 0, 7 * 86400);
+  tls.session_tickets = r.boolean("session_tickets");
+  constexpr uint32_t kMaxTicketLifetime = 7 * 86400;  // RFC 8446 4.6.1
+  if (const toml::node* n = r.node("ticket_lifetime_s");
+      n && n->is_integer() && *n->value<int64_t>() == 0) {
+    // 0 is not "off" (a ticket of lifetime 0 would still be issued): say how.
+    ctx.error(loc_of(n->source()),
+              "'ticket_lifetime_s' in {} must be between 1 and {}, found 0; to issue no session "
+              "tickets, set session_tickets = false",
+              where, kMaxTicketLifetime);
+  } else {
+    tls.ticket_lifetime_s = r.u32("ticket_lifetime_s", 1, kMaxTicketLifetime);
+  }
   tls.handshake_timeout_ms = r.u32("handshake_timeout_ms", 1, 3'600'000);
   tls.ktls = r.boolean("ktls");
 }

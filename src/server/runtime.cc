@@ -77,6 +77,7 @@ std::shared_ptr<tls::ServerContext> make_server_tls(const config::Config& cfg,
   if (o.alpn.empty() && lc.protocol == config::Protocol::kHttp) o.alpn = {"http/1.1"};
   o.client_ca_file = lc.tls->client_ca;
   o.require_client_cert = lc.tls->require_client_cert;
+  o.session_tickets = lc.tls->session_tickets;
   o.ticket_lifetime_s = lc.tls->ticket_lifetime_s;
   o.handshake_timeout_ms = lc.tls->handshake_timeout_ms;
   std::string detail;

@@ -384,6 +384,11 @@ Result<std::shared_ptr<ServerContext>> ServerContext::create(const ServerOptions
   if (options.require_client_cert && options.client_ca_file.empty()) {
     return config_error(error_detail, "require_client_cert needs client_ca_file");
   }
+  if (options.session_tickets && options.ticket_lifetime_s == 0) {
+    return config_error(error_detail,
+                        "ticket_lifetime_s must be at least 1 (session_tickets = false issues "
+                        "none)");
+  }
   std::shared_ptr<ServerContext> self(new ServerContext());
   self->options_ = options;
   self->tickets_ = tickets ? std::move(tickets) : std::make_shared<TicketKeys>();
@@ -417,10 +422,21 @@ Result<std::shared_ptr<ServerContext>> ServerContext::create(const ServerOptions
     // Resumption only through our tickets: wolfSSL's session cache is one
     // process-wide table behind a lock, which workers must not share.
     wolfSSL_CTX_set_session_cache_mode(ctx.get(), WOLFSSL_SESS_CACHE_OFF);
-    wolfSSL_CTX_set_TicketEncCb(ctx.get(), ticket_callback);
-    wolfSSL_CTX_set_TicketEncCtx(ctx.get(), self->tickets_.get());
-    wolfSSL_CTX_set_TicketHint(ctx.get(), static_cast<int>(options.ticket_lifetime_s));
-    wolfSSL_CTX_set_timeout(ctx.get(), options.ticket_lifetime_s);
+    if (options.session_tickets) {
+      wolfSSL_CTX_set_TicketEncCb(ctx.get(), ticket_callback);
+      wolfSSL_CTX_set_TicketEncCtx(ctx.get(), self->tickets_.get());
+      wolfSSL_CTX_set_TicketHint(ctx.get(), static_cast<int>(options.ticket_lifetime_s));
+      wolfSSL_CTX_set_timeout(ctx.get(), options.ticket_lifetime_s);
+    } else {
+      // The TLS 1.3 switch returns 0 on success, and refuses a TLS 1.2-only
+      // context (which never sends a TLS 1.3 ticket anyway).
+      const bool off12 = wolfSSL_CTX_NoTicketTLSv12(ctx.get()) == WOLFSSL_SUCCESS;
+      const bool off13 =
+          method_is_tls12_only(options.max_version) || wolfSSL_CTX_no_ticket_TLSv13(ctx.get()) == 0;
+      if (!off12 || !off13) {
+        return config_error(error_detail, "session_tickets = false: wolfSSL cannot turn them off");
+      }
+    }
     if (!self->alpn_wire_.empty()) {
       wolfSSL_CTX_set_alpn_select_cb(ctx.get(), alpn_select, self.get());
     }

@@ -51,7 +51,11 @@ struct ServerOptions {
   // Fail the handshake when the client sends no certificate (needs
   // client_ca_file).
   bool require_client_cert = false;
-  uint32_t ticket_lifetime_s = 7200;
+  // Resumption: false issues no session tickets (TLS 1.2 and 1.3) and opens
+  // none, so every handshake is a full one. There is no session-ID cache
+  // either way.
+  bool session_tickets = true;
+  uint32_t ticket_lifetime_s = 7200;      // announced in each ticket; at least 1 with tickets on
   uint32_t handshake_timeout_ms = 10000;  // enforced by the caller; carried here for it
 };
 

@@ -233,6 +233,50 @@ def test_tickets_survive_a_reload(gateways, pki, backend, tmp_path):
     assert "Reused, TLSv1.3" in out and "HTTP/1.1 200" in out, out
 
 
+@pytest.mark.parametrize("version", ["-tls1_3", "-tls1_2"])
+def test_session_tickets_off_means_full_handshakes(gateways, pki, backend, tmp_path, version):
+    """session_tickets = false: no ticket is issued, and a saved session
+    (here a ticket the same keys sealed before a reload turned tickets off)
+    never resumes; there is no session-ID resumption either."""
+    req = b"GET /t HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"
+
+    def connect(*args):
+        rc, out = s_client(g.address("web"), version, "-servername", "a.test", "-CAfile",
+                           pki.ca["cert"], "-ign_eof", *args, data=req)
+        assert "HTTP/1.1 200 OK" in out, out
+        return out
+
+    g = Gateway(https_config(pki, [backend], tls_extra="session_tickets = true"))
+    gateways.append(g)
+    sess = str(tmp_path / "session.pem")
+    out = connect("-sess_out", sess)
+    assert "New, TLSv1." in out and "TLS session ticket" in out, out
+    assert "Reused, TLSv1." in connect("-sess_in", sess)
+
+    g.reload(https_config(pki, [backend], tls_extra="session_tickets = false"))
+    for _ in range(2):
+        out = connect("-sess_in", sess)
+        assert "New, TLSv1." in out and "Reused" not in out, out
+        assert "TLS session ticket" not in out, out
+    # A fresh connection gets no ticket: s_client has no resumable session to
+    # save, or saves one that does not resume.
+    fresh = str(tmp_path / "fresh.pem")
+    out = connect("-sess_out", fresh)
+    assert "New, TLSv1." in out and "TLS session ticket" not in out, out
+    if os.path.exists(fresh):
+        out = connect("-sess_in", fresh)
+        assert "New, TLSv1." in out and "Reused" not in out, out
+    assert stats_line(g, "resumed") == 1
+
+
+def test_ticket_lifetime_zero_is_refused(pki, backend):
+    rc, out = run_check(https_config(pki, [backend], tls_extra="ticket_lifetime_s = 0"))
+    assert rc == 2, out
+    assert re.search(r"FILE:\d+:\d+: 'ticket_lifetime_s' in \[\[listener\]\] 'web' tls must be "
+                     r"between 1 and \d+, found 0; to issue no session tickets, set "
+                     r"session_tickets = false", out), out
+
+
 # --- mTLS --------------------------------------------------------------------------------
 
 

@@ -118,6 +118,18 @@ TEST(TlsServerContext, ConfigErrorsNameTheFileAndTheProblem) {
   alpn.certificates = {files(pki().ecdsa_leaf)};
   alpn.alpn = {"h2", ""};
   expect_server_error(alpn, {"alpn"});
+
+  ServerOptions lifetime;
+  lifetime.certificates = {files(pki().ecdsa_leaf)};
+  lifetime.ticket_lifetime_s = 0;
+  expect_server_error(lifetime, {"ticket_lifetime_s", "session_tickets = false"});
+  lifetime.session_tickets = false;  // then the lifetime does not matter
+  std::string detail;
+  EXPECT_TRUE(ServerContext::create(lifetime, nullptr, &detail).has_value()) << detail;
+  lifetime.max_version = "1.2";
+  EXPECT_TRUE(ServerContext::create(lifetime, nullptr, &detail).has_value()) << detail;
+  lifetime.min_version = lifetime.max_version = "1.3";
+  EXPECT_TRUE(ServerContext::create(lifetime, nullptr, &detail).has_value()) << detail;
 }
 
 TEST(TlsClientContext, ConfigErrors) {

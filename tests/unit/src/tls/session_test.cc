@@ -357,6 +357,18 @@ TEST_P(TlsResumption, UnrelatedKeysForceAFullHandshake) {
   expect_full_handshake_despite_ticket(*server_b, *client_, *saved, GetParam());
 }
 
+TEST_P(TlsResumption, TicketsOffOpenNoTicketEvenUnderTheSameKeys) {
+  auto on = server(keys_);
+  auto opts = server_options({pki().ecdsa_leaf});
+  opts.max_version = GetParam();
+  opts.session_tickets = false;
+  auto off = make_server(opts, keys_);
+  ASSERT_TRUE(on && off && client_);
+  auto saved = full_handshake_and_save(*on, *client_);
+  ASSERT_NE(saved, nullptr);
+  expect_full_handshake_despite_ticket(*off, *client_, *saved, GetParam());
+}
+
 INSTANTIATE_TEST_SUITE_P(Versions, TlsResumption, ::testing::Values("1.3", "1.2"),
                          [](const auto& info) {
                            return std::string(info.param) == "1.3" ? "Tls13" : "Tls12";
