@@ -77,6 +77,7 @@ struct TlsClusterConfig {
   std::string ca_file;
   std::string sni;  // default: none
   std::vector<std::string> alpn;
+  SourceLoc alpn_loc;  // for errors found once the listeners are known
   std::string min_version = "1.2";
   std::string cert;  // client certificate (mTLS to the endpoints), optional
   std::string key;

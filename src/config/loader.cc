@@ -112,7 +112,10 @@ constexpr KeySpec kTlsClusterKeys[] = {
     {"ca_file", Kind::kString, "\"\"", "CA bundle for verification (required with verify)",
      "\"/etc/ssl/certs/ca-certificates.crt\""},
     {"sni", Kind::kString, "\"\"", "server name sent and verified; empty = none"},
-    {"alpn", Kind::kStringOrList, "", "protocols offered", "[\"http/1.1\"]"},
+    {"alpn", Kind::kStringOrList, "",
+     "protocols offered to the endpoints; a cluster of an http listener may offer only "
+     "http/1.1 (what it speaks upstream)",
+     "[\"http/1.1\"]"},
     {"min_version", Kind::kString, "\"1.2\"", "1.2 | 1.3"},
     {"cert", Kind::kString, "\"\"", "client certificate for mTLS to the endpoints"},
     {"key", Kind::kString, "\"\"", "its private key"},
@@ -892,6 +895,7 @@ void read_tls_cluster(Context& ctx, const toml::table& t, const std::string& whe
   check_readable(ctx, tls.ca_file, r.loc("ca_file"), "CA file");
   tls.sni = r.string("sni");
   read_string_list(ctx, r, "alpn", tls.alpn);
+  tls.alpn_loc = r.loc("alpn");
   check_version(ctx, r, "min_version", where, tls.min_version);
   tls.cert = r.string("cert");
   tls.key = r.string("key");
@@ -1060,6 +1064,35 @@ void validate(Context& ctx, Config& cfg) {
         }
       }
       binds.emplace_back(b.address, b.loc);
+    }
+  }
+  // A cluster an http listener forwards to is spoken to in HTTP/1.1 (the
+  // only protocol the upstream codec has): an endpoint must not be able to
+  // pick anything else in ALPN. tcp listeners relay bytes: any ALPN goes.
+  for (const auto& c : cfg.clusters) {
+    if (!c.tls) continue;
+    const ListenerConfig* http_user = nullptr;
+    for (const auto& l : cfg.listeners) {
+      if (l.protocol != Protocol::kHttp) continue;
+      bool uses = l.cluster == c.name;
+      for (const auto& route : l.routes)
+        uses = uses || route.cluster == c.name;
+      if (uses) {
+        http_user = &l;
+        break;
+      }
+    }
+    if (!http_user) continue;
+    std::vector<std::string_view> reported;
+    for (const auto& a : c.tls->alpn) {
+      if (a == "http/1.1" || std::find(reported.begin(), reported.end(), a) != reported.end()) {
+        continue;
+      }
+      reported.push_back(a);
+      ctx.error(c.tls->alpn_loc,
+                "cluster '{}' tls: alpn '{}' cannot be used: http listener '{}' sends this cluster "
+                "HTTP/1.1 (the only protocol spoken upstream), so alpn may list only \"http/1.1\"",
+                c.name, a, http_user->name);
     }
   }
   if (cfg.listeners.empty()) ctx.error(SourceLoc{}, "no [[listener]] defined: nothing to serve");

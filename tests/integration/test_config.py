@@ -149,3 +149,60 @@ def test_default_config_starts_with_no_other_server_present(gateways):
                        timeout=10)
     assert p.stdout == b"ok\n"
     assert g.stop() == 0
+
+
+CLUSTER_ALPN = """
+[[listener]]
+name = "web"
+bind = "127.0.0.1:0"
+protocol = "http"
+{listener_cluster}
+{route}
+
+[[listener]]
+name = "l4"
+bind = "127.0.0.1:0"
+cluster = "raw"
+
+[[cluster]]
+name = "app"
+endpoints = [ {{ address = "127.0.0.1:9" }} ]
+[cluster.tls]
+verify = false
+alpn = {alpn}
+
+[[cluster]]
+name = "raw"
+endpoints = [ {{ address = "127.0.0.1:10" }} ]
+[cluster.tls]
+verify = false
+alpn = ["h2", "http/1.1"]
+"""
+
+
+@pytest.mark.parametrize("uses", ["listener", "route"])
+def test_cluster_alpn_of_an_http_listener_is_http11_only(uses):
+    def config(alpn):
+        return CLUSTER_ALPN.format(
+            alpn=alpn,
+            listener_cluster='cluster = "app"' if uses == "listener" else "",
+            route=('\n[[listener.route]]\nmatch = { path_prefix = "/" }\ncluster = "app"\n'
+                   if uses == "route" else ""))
+
+    # The upstream codec speaks HTTP/1.1: an endpoint that picked h2 would be
+    # spoken to in the wrong protocol. (The tcp listener's cluster "raw" may
+    # offer anything: it relays bytes.)
+    line = CLUSTER_ALPN.splitlines().index("alpn = {alpn}") + 1
+    if uses == "route":
+        line += 4
+    code, out = run_check(config('["h2", "http/1.1"]'))
+    assert code == 2, out
+    assert (f"FILE:{line}:8: cluster 'app' tls: alpn 'h2' cannot be used: http listener 'web' "
+            "sends this cluster HTTP/1.1 (the only protocol spoken upstream), so alpn may list "
+            "only \"http/1.1\"") in out, out
+    assert out.count("tls: alpn") == 1, out  # one error per name, not per listener
+    code, out = run_check(config('"h3"'))
+    assert code == 2 and "alpn 'h3' cannot be used" in out, out
+    for ok in ('"http/1.1"', '["http/1.1"]', "[]"):
+        code, out = run_check(config(ok))
+        assert code == 0, (ok, out)
