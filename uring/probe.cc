@@ -142,7 +142,10 @@ void trial_accept(io_uring* ring, Features& f) {
 
 void probe_ktls(Features& f) {
   UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!s) return;
+  if (!s) {
+    f.ktls_reason = fmt::format("socket(AF_INET, SOCK_STREAM): {}", std::strerror(errno));
+    return;
+  }
   if (::setsockopt(s.get(), SOL_TCP, TCP_ULP, "tls", 3) == 0) {
     f.ktls = true;
     f.ktls_reason = "TCP_ULP tls accepted";

@@ -35,8 +35,11 @@ struct Features {
   bool send_zc = false;
   bool msg_ring = false;
   bool registered_ring = false;  // IORING_REGISTER_RING_FDS
-  bool ktls = false;             // TCP_ULP "tls" exists (kernel TLS)
-  std::string ktls_reason;
+  // TCP_ULP "tls" exists (kernel TLS), from setsockopt on a fresh TCP
+  // socket: ENOTCONN means the module is there, ENOENT that it is not. The
+  // one kTLS probe of the process; src/tls asks here.
+  bool ktls = false;
+  std::string ktls_reason;     // what the probe saw (never empty)
   unsigned pipe_max_size = 0;  // /proc/sys/fs/pipe-max-size
 
   bool has_op(unsigned op) const { return op < ops.size() && ops.test(op); }

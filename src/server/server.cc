@@ -9,7 +9,6 @@
 #include <cstdio>
 
 #include "src/server/worker.h"
-#include "src/tls/ktls.h"
 
 #include <mutex>
 #include <thread>
@@ -63,8 +62,6 @@ int Server::run() {
   }
   EGW_LOG(info, "expressgateway {} starting with {} workers", EGW_VERSION, worker_count_);
   EGW_LOG(info, "{}", f.report());
-  const tls::KernelTls ktls = tls::probe_kernel_tls();
-  EGW_LOG(info, "kTLS: {} ({})", ktls.available ? "available" : "unavailable", ktls.reason);
   tickets_ = std::make_shared<tls::TicketKeys>(cfg->global.tls_ticket_rotation_s);
   raise_nofile();
 

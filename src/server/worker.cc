@@ -400,11 +400,11 @@ void Worker::log_stats() {
           stats_.sni_routed.load() >
       0) {
     EGW_LOG(info,
-            "worker {} tls: {} handshakes ({} resumed), {} failed, {} timed out, {} kTLS; "
+            "worker {} tls: {} handshakes ({} resumed), {} failed, {} timed out; "
             "upstream: {} handshakes ({} resumed), {} failed; passthrough: {} routed by SNI, {} "
             "without SNI",
             index_, stats_.tls_handshakes.load(), stats_.tls_resumed.load(),
-            stats_.tls_failures.load(), stats_.tls_timeouts.load(), stats_.tls_ktls.load(),
+            stats_.tls_failures.load(), stats_.tls_timeouts.load(),
             stats_.tls_upstream_handshakes.load(), stats_.tls_upstream_resumed.load(),
             stats_.tls_upstream_failures.load(), stats_.sni_routed.load(),
             stats_.sni_missing.load());

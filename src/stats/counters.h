@@ -37,7 +37,6 @@ struct WorkerStats {
   std::atomic<uint64_t> tls_resumed{0};
   std::atomic<uint64_t> tls_failures{0};  // bad, garbage or refused handshakes
   std::atomic<uint64_t> tls_timeouts{0};  // handshakes past handshake_timeout_ms
-  std::atomic<uint64_t> tls_ktls{0};      // sessions handed to kernel TLS
   std::atomic<uint64_t> tls_upstream_handshakes{0};
   std::atomic<uint64_t> tls_upstream_resumed{0};
   std::atomic<uint64_t> tls_upstream_failures{0};  // including failed verification

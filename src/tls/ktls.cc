@@ -7,42 +7,18 @@
 //
 #include <linux/tls.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 
-#include "egw/unique_fd.h"
 #include "src/tls/session.h"
-
-#ifndef TCP_ULP
-#define TCP_ULP 31
-#endif
 
 namespace egw::tls {
 
 void CryptoInfo::wipe() {
   if (!bytes.empty()) explicit_bzero(bytes.data(), bytes.size());
-}
-
-KernelTls probe_kernel_tls() {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return {false, std::string("socket(AF_INET, SOCK_STREAM): ") + std::strerror(errno)};
-  if (::setsockopt(fd.get(), SOL_TCP, TCP_ULP, "tls", 3) == 0) {
-    return {true, "TCP_ULP \"tls\" accepted"};
-  }
-  switch (errno) {
-    case ENOTCONN:
-      return {true, "tls module present (TCP_ULP on an unconnected socket: ENOTCONN)"};
-    case ENOENT:
-      return {false, "kernel has no tls module (TCP_ULP \"tls\": ENOENT)"};
-    default:
-      return {false, std::string("TCP_ULP \"tls\": ") + std::strerror(errno)};
-  }
 }
 
 namespace {

@@ -1,5 +1,7 @@
-// Kernel TLS: whether this kernel has it, and the key material to hand a
-// finished wolfSSL session over to it (setsockopt(SOL_TLS, TLS_TX/TLS_RX)).
+// Kernel TLS: the key material to hand a finished wolfSSL session over to
+// the kernel (setsockopt(SOL_TLS, TLS_TX/TLS_RX)). Whether this kernel has
+// kTLS at all is the engine's probe: uring::features().ktls and ktls_reason.
+// The gateway does not perform the hand-off yet; this is its building block.
 //
 // The hand-off, per direction (research/uring-notes.md §8):
 //   1. handshake done; for RX: no recv in flight, Session::buffered_input()
@@ -18,7 +20,6 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
 #include <vector>
 
 #include "egw/result.h"
@@ -26,16 +27,6 @@
 namespace egw::tls {
 
 class Session;
-
-struct KernelTls {
-  bool available = false;
-  std::string reason;  // what the probe saw, for the start-up feature report
-};
-
-// Probes once per call: setsockopt(TCP_ULP, "tls") on a fresh, unconnected
-// TCP socket. ENOENT: no tls module; ENOTCONN: the module is there (it only
-// attaches to established sockets).
-KernelTls probe_kernel_tls();
 
 // Exactly the bytes setsockopt(SOL_TLS, TLS_TX or TLS_RX) takes: one of
 // struct tls12_crypto_info_aes_gcm_128, _aes_gcm_256 or _chacha20_poly1305

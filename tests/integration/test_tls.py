@@ -840,6 +840,20 @@ sni = "backend.test"
 # --- reload and configuration ---------------------------------------------------------------
 
 
+def test_kernel_tls_is_probed_once_and_reported_in_one_line(gateways, pki, backend):
+    g = Gateway(https_config(pki, [backend]))
+    gateways.append(g)
+    log = g.log()
+    lines = [l for l in log.splitlines() if re.search(r"kernel tls|ktls", l, re.I)]
+    assert len(lines) == 1, lines
+    assert re.match(r"\s+kernel TLS: (yes|no) \(.+\)$", lines[0]), lines
+    # No kTLS counter: nothing is handed to the kernel.
+    peer_names(g.address("web"), "a.test")
+    assert stats_line(g, "handshakes") == 1
+    assert "kTLS" not in g.log()[len(log):]
+
+
+
 def test_reload_swaps_certificates_and_keeps_sessions(gateways, pki, backend):
     cfg1 = https_config(pki, [backend], certs=[pki.a])
     g = Gateway(cfg1)

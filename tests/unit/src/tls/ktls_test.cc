@@ -331,14 +331,5 @@ TEST(Ktls, CryptoInfoWipesItsKey) {
   EXPECT_EQ(info.bytes, std::vector<uint8_t>(40, 0));
 }
 
-TEST(Ktls, ProbeSaysWhy) {
-  const KernelTls k = probe_kernel_tls();
-  EXPECT_FALSE(k.reason.empty());
-  RecordProperty("ktls", k.reason);
-  if (!k.available) {
-    EXPECT_NE(k.reason.find("TCP_ULP"), std::string::npos) << k.reason;
-  }
-}
-
 }  // namespace
 }  // namespace egw::tls
