@@ -67,7 +67,9 @@ struct TlsListenerConfig {
   bool session_tickets = true;        // false: no tickets, no resumption
   uint32_t ticket_lifetime_s = 7200;  // 1..604800 (0 is refused: use session_tickets)
   uint32_t handshake_timeout_ms = 10000;
-  bool ktls = true;  // hand the keys to the kernel after the handshake where it has kTLS
+  // Read and kept, no effect yet: the hand-off to kernel TLS is not done
+  // (the key is accepted so that configurations can carry it).
+  bool ktls = true;
   SourceLoc loc;
 };
 

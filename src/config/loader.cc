@@ -99,7 +99,8 @@ constexpr KeySpec kTlsListenerKeys[] = {
      "how long a session ticket is valid, 1 to 604800 (no tickets: session_tickets = false)"},
     {"handshake_timeout_ms", Kind::kInt, "10000", "a handshake slower than this is closed"},
     {"ktls", Kind::kBool, "true",
-     "hand the keys to the kernel after the handshake, when it has kTLS"},
+     "no effect yet, accepted for forward compatibility: sessions are not handed to kernel TLS "
+     "(the start-up feature report says whether the kernel has it)"},
 };
 
 constexpr KeySpec kTlsCertKeys[] = {
