@@ -220,7 +220,8 @@ constexpr KeySpec kEndpointKeys[] = {
 };
 
 constexpr KeySpec kHealthKeys[] = {
-    {"type", Kind::kString, "\"tcp\"", "tcp (connect) | http (request, check the status)"},
+    {"type", Kind::kString, "\"tcp\"",
+     "tcp (connect) | http (request, check the status; over TLS on a cluster with tls)"},
     {"interval_ms", Kind::kInt, "2000", "time between checks of one endpoint"},
     {"timeout_ms", Kind::kInt, "1000", "a check slower than this fails"},
     {"rise", Kind::kInt, "2", "consecutive successes that mark a down endpoint up"},

@@ -319,11 +319,12 @@ void Worker::reconcile_health_checks() {
       if (next.count(key)) continue;
       auto it = checkers_.find(key);
       if (it != checkers_.end()) {
-        it->second->update(cfg);
+        it->second->update(cfg, rt.cluster_tls[ci]);
         next.emplace(key, std::move(it->second));
         checkers_.erase(it);
       } else {
-        auto hc = std::make_unique<upstream::HealthChecker>(*loop_, cluster.endpoint_ptr(i), cfg);
+        auto hc = std::make_unique<upstream::HealthChecker>(*loop_, cluster.endpoint_ptr(i), cfg,
+                                                            rt.cluster_tls[ci]);
         hc->start();
         next.emplace(key, std::move(hc));
       }

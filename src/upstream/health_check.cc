@@ -2,18 +2,98 @@
 
 #include <fmt/format.h>
 
-#include <charconv>
+#include <algorithm>
 #include <cstring>
 
 #include "egw/log.h"
+#include "src/tls/session.h"
 
 namespace egw::upstream {
 
+const char* to_string(CheckOutcome o) {
+  switch (o) {
+    case CheckOutcome::kPassed:
+      return "passed";
+    case CheckOutcome::kConnectFailed:
+      return "connect failed";
+    case CheckOutcome::kTimeout:
+      return "timeout";
+    case CheckOutcome::kTlsHandshakeFailed:
+      return "TLS handshake failed";
+    case CheckOutcome::kTlsError:
+      return "TLS error";
+    case CheckOutcome::kClosed:
+      return "closed before a status";
+    case CheckOutcome::kInvalidResponse:
+      return "invalid response";
+    case CheckOutcome::kUnexpectedStatus:
+      return "unexpected status";
+    case CheckOutcome::kSocketError:
+      return "socket error";
+  }
+  return "?";
+}
+
+// --- CheckResponse ------------------------------------------------------------
+
+CheckResponse::CheckResponse(uint16_t expect_status)
+    : expect_(expect_status), parser_(kLimits, headers_) {}
+
+CheckResponse::Verdict CheckResponse::feed(std::string_view bytes) {
+  if (verdict_ != Verdict::kNeedMore) return verdict_;
+  // One byte past the limit is enough for the parser to refuse the head.
+  const size_t room =
+      kLimits.max_head_bytes + 1 - std::min<size_t>(buf_.size(), kLimits.max_head_bytes + 1);
+  buf_.append(bytes.substr(0, room));
+  for (;;) {
+    switch (parser_.parse(buf_, proto::h1::Method::kGet)) {
+      case proto::h1::ParseStatus::kIncomplete:
+        return verdict_;
+      case proto::h1::ParseStatus::kError:
+        return verdict_ = Verdict::kInvalid;
+      case proto::h1::ParseStatus::kComplete:
+        break;
+    }
+    const proto::h1::ResponseHead& head = parser_.head();
+    if (head.status == expect_) {
+      status_ = head.status;
+      return verdict_ = Verdict::kExpected;
+    }
+    if (!head.informational()) {
+      status_ = head.status;
+      return verdict_ = Verdict::kUnexpectedStatus;
+    }
+    // 100 Continue, 103 Early Hints...: the final head follows.
+    buf_.erase(0, parser_.head_size());
+    parser_.reset();
+  }
+}
+
+// --- HealthChecker --------------------------------------------------------------
+
+struct HealthChecker::HttpCheck {
+  HttpCheck(uring::EventLoop& loop, uring::StreamSocketHandler& handler, uint16_t expect)
+      : sock(loop, handler), response(expect) {}
+
+  uring::StreamSocket sock;
+  std::unique_ptr<tls::Session> tls;  // null towards a plain endpoint
+  std::string request;                // must live until sent: freed with the socket
+  CheckResponse response;
+  bool request_sent = false;
+  bool out_of_chunks = false;  // ciphertext could not be queued
+  bool finished = false;
+};
+
 HealthChecker::HealthChecker(uring::EventLoop& loop, std::shared_ptr<EndpointState> endpoint,
-                             const config::HealthCheckConfig& cfg)
-    : loop_(loop), endpoint_(std::move(endpoint)), cfg_(cfg), conn_(loop, *this) {
+                             const config::HealthCheckConfig& cfg,
+                             std::shared_ptr<tls::ClientContext> tls)
+    : loop_(loop),
+      endpoint_(std::move(endpoint)),
+      cfg_(cfg),
+      tls_(std::move(tls)),
+      conn_(loop, *this) {
   timer_.set_callback([this] { run_check(); });
-  check_timeout_.set_callback([this] { http_done(false, ETIMEDOUT, "timeout"); });
+  check_timeout_.set_callback([this] { finish(CheckOutcome::kTimeout, ETIMEDOUT); });
 }
 
 HealthChecker::~HealthChecker() = default;
@@ -22,96 +102,204 @@ void HealthChecker::start() {
   run_check();
 }
 
+void HealthChecker::schedule_next() {
+  if (!stopping_) loop_.timers().schedule_after(timer_, cfg_.interval_ms);
+}
+
 void HealthChecker::run_check() {
   if (stopping_) return;
   ++checks_;
   if (auto st = conn_.connect(endpoint_->address(), cfg_.timeout_ms); !st) {
-    record(false, st.error().code);
-    loop_.timers().schedule_after(timer_, cfg_.interval_ms);
+    record(CheckOutcome::kConnectFailed, st.error().code, {});
+    schedule_next();
   }
 }
 
 void HealthChecker::on_connect_done(uring::Connector& c, int err) {
   if (err == 0 && cfg_.type == config::HealthCheckConfig::Type::kHttp && !stopping_) {
-    // An http check: request the path, read the status line.
-    uring::StreamSocketHandler& handler = *this;
-    http_ = std::make_unique<uring::StreamSocket>(loop_, handler);
-    http_->open(c.take_fd());
-    http_->start_recv();
-    http_request_ = fmt::format(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: expressgateway-health-check\r\n"
-        "Connection: close\r\n\r\n",
-        cfg_.path, endpoint_->address().to_string());
-    http_response_.clear();
-    http_finished_ = false;
-    uring::IoBuf b;
-    b.data = reinterpret_cast<const uint8_t*>(http_request_.data());
-    b.len = static_cast<uint32_t>(http_request_.size());
-    http_->send(b);
-    loop_.timers().schedule_after(check_timeout_, cfg_.timeout_ms);
+    start_http(c.take_fd());
     return;
   }
   c.take_fd().reset();  // a tcp check only needs the handshake
-  record(err == 0, err);
-  if (!stopping_) loop_.timers().schedule_after(timer_, cfg_.interval_ms);
+  if (err == 0) {
+    record(CheckOutcome::kPassed, 0, {});
+  } else {
+    record(err == ETIMEDOUT ? CheckOutcome::kTimeout : CheckOutcome::kConnectFailed, err, {});
+  }
+  schedule_next();
+}
+
+void HealthChecker::start_http(UniqueFd fd) {
+  uring::StreamSocketHandler& handler = *this;
+  http_ = std::make_unique<HttpCheck>(loop_, handler, static_cast<uint16_t>(cfg_.expect_status));
+  HttpCheck& h = *http_;
+  h.sock.open(std::move(fd));
+  h.sock.start_recv();
+  const std::string& sni = tls_ ? tls_->options().sni : std::string();
+  h.request = fmt::format(
+      "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: expressgateway-health-check\r\n"
+      "Connection: close\r\n\r\n",
+      cfg_.path, sni.empty() ? endpoint_->address().to_string() : sni);
+  loop_.timers().schedule_after(check_timeout_, cfg_.timeout_ms);
+  if (!tls_) {
+    uring::IoBuf b;
+    b.data = reinterpret_cast<const uint8_t*>(h.request.data());
+    b.len = static_cast<uint32_t>(h.request.size());
+    h.request_sent = true;
+    if (!h.sock.send(b)) finish(CheckOutcome::kSocketError, EPIPE);
+    return;
+  }
+  // The cluster's context: its SNI, verification, ALPN and client certificate.
+  h.tls = tls::Session::client(*tls_, {});
+  if (!h.tls) {
+    finish(CheckOutcome::kTlsHandshakeFailed, 0, "cannot create a TLS session");
+    return;
+  }
+  h.tls->set_output([this](const uint8_t* p, size_t n) { send_ciphertext(p, n); });
+  drive_tls();  // the ClientHello
+}
+
+void HealthChecker::send_ciphertext(const uint8_t* p, size_t n) {
+  // The session's bytes are valid only during this call: each piece goes
+  // into a chunk of its own (a few per check), which the socket releases
+  // once sent.
+  HttpCheck& h = *http_;
+  while (n > 0 && !h.out_of_chunks) {
+    const auto take = static_cast<uint32_t>(std::min<size_t>(n, uring::Chunk::kSize));
+    uring::Chunk* c = loop_.new_chunk();
+    if (!c) {
+      h.out_of_chunks = true;
+      return;
+    }
+    std::memcpy(c->data, p, take);
+    c->used = take;
+    const uring::IoBuf b = loop_.chunk_slice(c, 0, take);
+    uring::IoBuf own;
+    own.chunk = c;
+    loop_.release(own);
+    if (!h.sock.send(b)) loop_.release(b);
+    p += take;
+    n -= take;
+  }
+}
+
+void HealthChecker::drive_tls() {
+  HttpCheck& h = *http_;
+  tls::Session& s = *h.tls;
+  if (!s.handshake_done()) {
+    const tls::Session::Status st = s.handshake();
+    if (h.out_of_chunks) {
+      finish(CheckOutcome::kSocketError, ENOMEM, "out of buffers");
+      return;
+    }
+    if (st == tls::Session::Status::kWantInput) return;
+    if (st != tls::Session::Status::kOk) {
+      std::string why = s.error();
+      if (why.empty()) why = "connection closed during the handshake";
+      finish(CheckOutcome::kTlsHandshakeFailed, 0, why);
+      return;
+    }
+  }
+  if (!h.request_sent) {
+    h.request_sent = true;
+    if (s.write(reinterpret_cast<const uint8_t*>(h.request.data()), h.request.size()) !=
+        tls::Session::Status::kOk) {
+      finish(CheckOutcome::kTlsError, 0, s.error());
+      return;
+    }
+    if (h.out_of_chunks) {
+      finish(CheckOutcome::kSocketError, ENOMEM, "out of buffers");
+      return;
+    }
+  }
+  // The sink may finish the check (which only closes the socket: the
+  // session lives on until the socket is released).
+  const tls::Session::Status st =
+      s.read([this](const uint8_t* p, size_t n) { on_plaintext(p, n); });
+  s.park_input();
+  if (h.finished) return;
+  if (h.out_of_chunks) {
+    finish(CheckOutcome::kSocketError, ENOMEM, "out of buffers");
+  } else if (st == tls::Session::Status::kClosed) {
+    finish(CheckOutcome::kClosed);
+  } else if (st == tls::Session::Status::kError) {
+    finish(CheckOutcome::kTlsError, 0, s.error());
+  }
+}
+
+void HealthChecker::on_plaintext(const uint8_t* p, size_t n) {
+  HttpCheck& h = *http_;
+  if (h.finished) return;
+  switch (h.response.feed(std::string_view(reinterpret_cast<const char*>(p), n))) {
+    case CheckResponse::Verdict::kNeedMore:
+      return;
+    case CheckResponse::Verdict::kExpected:
+      finish(CheckOutcome::kPassed);
+      return;
+    case CheckResponse::Verdict::kUnexpectedStatus:
+      finish(CheckOutcome::kUnexpectedStatus, 0, fmt::format("{}", h.response.status()));
+      return;
+    case CheckResponse::Verdict::kInvalid:
+      finish(CheckOutcome::kInvalidResponse, 0, proto::h1::to_string(h.response.error()));
+      return;
+  }
 }
 
 void HealthChecker::on_data(uring::StreamSocket&, const uring::IoBuf& buf) {
-  if (http_response_.size() < 512) {
-    http_response_.append(reinterpret_cast<const char*>(buf.data),
-                          std::min<size_t>(buf.len, 512 - http_response_.size()));
-  }
-  uring::StreamSocket::release(buf);
-  const size_t eol = http_response_.find("\r\n");
-  if (eol == std::string::npos) {
-    if (http_response_.size() >= 512) http_done(false, 0, "no status line");
+  HttpCheck& h = *http_;
+  if (h.finished) {
+    uring::StreamSocket::release(buf);
     return;
   }
-  // "HTTP/1.x NNN reason"
-  unsigned status = 0;
-  if (http_response_.size() >= 12 && http_response_.compare(0, 7, "HTTP/1.") == 0) {
-    std::from_chars(http_response_.data() + 9, http_response_.data() + 12, status);
+  if (h.tls) {
+    h.tls->feed(buf.data, buf.len);
+    uring::StreamSocket::release(buf);
+    drive_tls();
+    return;
   }
-  if (status == cfg_.expect_status) {
-    http_done(true, 0, nullptr);
-  } else {
-    http_done(false, 0, status ? "unexpected status" : "invalid response");
-  }
+  on_plaintext(buf.data, buf.len);
+  uring::StreamSocket::release(buf);
 }
 
 void HealthChecker::on_eof(uring::StreamSocket&) {
-  http_done(false, 0, "closed before a status");
-}
-void HealthChecker::on_error(uring::StreamSocket&, int err) {
-  http_done(false, err, nullptr);
+  HttpCheck& h = *http_;
+  if (h.finished) return;
+  if (h.tls) {
+    h.tls->feed_eof();
+    drive_tls();
+  }
+  finish(CheckOutcome::kClosed);  // a no-op when drive_tls() finished it
 }
 
-void HealthChecker::http_done(bool ok, int err, const char* why) {
-  if (http_finished_ || !http_) return;
-  http_finished_ = true;
+void HealthChecker::on_error(uring::StreamSocket&, int err) {
+  finish(CheckOutcome::kSocketError, err);
+}
+
+void HealthChecker::finish(CheckOutcome outcome, int err, std::string_view detail) {
+  if (!http_ || http_->finished) return;
+  http_->finished = true;
   loop_.timers().cancel(check_timeout_);
-  std::string detail;
-  if (!ok && why && std::string_view(why) == "unexpected status") {
-    detail = fmt::format("status {}", http_response_.substr(9, 3));
-  }
-  record(ok, err, detail.empty() ? why : detail.c_str());
-  http_->close();
-  if (!stopping_) loop_.timers().schedule_after(timer_, cfg_.interval_ms);
+  record(outcome, err, detail);
+  http_->sock.close();  // the next check is scheduled once it is released
 }
 
 void HealthChecker::on_released(uring::StreamSocket&) {
   // Free the socket outside its own callback.
   loop_.defer([this] {
     http_.reset();
-    if (stopping_ && connector_released_ && on_stopped_) {
-      auto fn = std::move(on_stopped_);
-      fn();
+    if (stopping_) {
+      if (connector_released_ && on_stopped_) {
+        auto fn = std::move(on_stopped_);
+        fn();
+      }
+      return;
     }
+    schedule_next();
   });
 }
 
-void HealthChecker::record(bool ok, int err, const char* why) {
-  if (ok) {
+void HealthChecker::record(CheckOutcome outcome, int err, std::string_view detail) {
+  if (outcome == CheckOutcome::kPassed) {
     failures_ = 0;
     endpoint_->connect_succeeded();
     if (!endpoint_->up() && ++successes_ >= cfg_.rise) {
@@ -124,9 +312,22 @@ void HealthChecker::record(bool ok, int err, const char* why) {
   successes_ = 0;
   if (endpoint_->up() && ++failures_ >= cfg_.fall) {
     endpoint_->set_up(false);
+    std::string why;
+    switch (outcome) {
+      case CheckOutcome::kConnectFailed:
+      case CheckOutcome::kSocketError:
+        why = detail.empty() ? std::string(std::strerror(err)) : std::string(detail);
+        break;
+      case CheckOutcome::kUnexpectedStatus:
+        why = fmt::format("status {}", detail);
+        break;
+      default:
+        why =
+            detail.empty() ? to_string(outcome) : fmt::format("{}: {}", to_string(outcome), detail);
+        break;
+    }
     EGW_LOG(warn, "endpoint {} is DOWN (health check: {} after {} consecutive failures)",
-            endpoint_->label(), why ? why : (err == ETIMEDOUT ? "timeout" : std::strerror(err)),
-            failures_);
+            endpoint_->label(), why, failures_);
   }
 }
 
@@ -135,7 +336,10 @@ void HealthChecker::stop(InlineFunction<void(), 24> on_stopped) {
   on_stopped_ = std::move(on_stopped);
   loop_.timers().cancel(timer_);
   loop_.timers().cancel(check_timeout_);
-  if (http_) http_->close();
+  if (http_) {
+    http_->finished = true;  // what the closing socket reports is not a result
+    http_->sock.close();
+  }
   conn_.close();
 }
 

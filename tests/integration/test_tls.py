@@ -837,6 +837,66 @@ sni = "backend.test"
         b.stop()
 
 
+def test_http_health_check_on_a_tls_cluster_speaks_tls(gateways, pki):
+    """An http health check on a TLS cluster uses the cluster's TLS settings:
+    handshake, verification and SNI, then the request over TLS."""
+    b = tls_http_backend(pki)
+    health = """
+[cluster.health_check]
+type = "http"
+path = "{path}"
+interval_ms = 100
+timeout_ms = 1000
+rise = 1
+fall = 1
+"""
+
+    def config(path="/healthy", ca=None):
+        tls = f"""
+[cluster.tls]
+ca_file = "{ca or pki.ca['cert']}"
+sni = "backend.test"
+"""
+        return http_plain_config([b], tls + health.format(path=path))
+
+    def status():
+        host, port = g.address("web")
+        rc, out, err = curl("-o", "/dev/null", "-w", "%{http_code}", f"http://{host}:{port}/x")
+        return out
+
+    def checks():
+        return [r for r in list(b.requests) if r.target == "/healthy"]
+
+    try:
+        g = Gateway(config())
+        gateways.append(g)
+        # Checks arrive over TLS, with the cluster's SNI as the Host; the
+        # endpoint stays up.
+        wait_until(lambda: len(checks()) >= 3, 5, what="health checks over TLS")
+        assert "is DOWN" not in g.log(), g.log()
+        assert checks()[0].method == "GET" and checks()[0].header("host") == "backend.test"
+        assert getattr(b.tcp, "handshake_failures", 0) == 0
+        assert status() == b"200"
+        # 500 over TLS: down, with the status as the reason; clients get 503.
+        g.reload(config(path="/status/500"))
+        wait_until(lambda: "is DOWN" in g.log(), 5, what="endpoint down on 500")
+        assert re.search(r"is DOWN \(health check: status 500 ", g.log()), g.log()
+        assert status() == b"503"
+        # Healthy again: up.
+        g.reload(config())
+        wait_until(lambda: "is UP" in g.log(), 5, what="endpoint up again")
+        assert status() == b"200"
+        # A CA that did not sign the endpoint's certificate: the handshake
+        # fails verification, the endpoint goes down with that reason.
+        g.reload(config(ca=pki.other_ca["cert"]))
+        wait_until(lambda: g.log().count("is DOWN") >= 2, 5, what="endpoint down on bad CA")
+        down = [l for l in g.log().splitlines() if "is DOWN" in l][-1]
+        assert re.search(r"health check: TLS handshake failed: .+", down), down
+        assert status() == b"503"
+    finally:
+        b.stop()
+
+
 # --- reload and configuration ---------------------------------------------------------------
 
 
