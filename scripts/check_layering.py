@@ -131,13 +131,6 @@ SOURCE_ONLY = {"config": {"route"}}
 
 # (file, included file) edges that break a rule today and are due to go.
 KNOWN_EXCEPTIONS = {
-    # moves to src/net/ (issue 10)
-    ("src/tls/transport.h", "uring/event_loop.h"),
-    ("src/tls/transport.h", "uring/io_queue.h"),
-    ("src/tls/transport.h", "uring/stream_socket.h"),
-    ("src/tls/tls_relay.h", "uring/io_queue.h"),
-    ("src/tls/tls_relay.h", "uring/relay.h"),
-    ("src/tls/tls_relay.h", "uring/stream_socket.h"),
     # removed by the HTTP refactor: sessions reach the worker through a small
     # interface declared below both layers
     ("src/downstream/h1_session.cc", "src/server/worker.h"),

@@ -18,9 +18,6 @@ namespace {
 // Input buffered ahead of where the session consumes it (a pipelined next
 // request, a body waiting for its upstream) before the client is paused.
 constexpr size_t kMaxBuffered = 64 * 1024;
-// Plaintext waiting to be encrypted before the client counts as full (TLS;
-// the ciphertext then queues on the socket, which has its own watermark).
-constexpr size_t kMaxTlsPending = 256 * 1024;
 // After the last response of a connection: how long to keep reading (and
 // discarding) so that a close does not reset a response still in flight.
 constexpr uint64_t kLingerMs = 2000;
@@ -65,11 +62,8 @@ H1Session::H1Session(server::Worker& worker, server::WorkerSnapshot& snap, size_
   if (auto p = SocketAddress::peer_of(client.get())) peer_ = *p;
   hash_ = upstream::hash_client(peer_);
   timer_.set_callback([this] { on_timer(); });
-  client_.open(std::move(client));
-  if (const auto& ctx = snap.runtime->listener_tls[listener]) {
-    tls_ = std::make_unique<tls::Transport>(worker.loop(), client_, tls::Session::server(*ctx));
-    tls_->set_on_failure([this] { fail_tls(); });
-  }
+  const auto& ctx = snap.runtime->listener_tls[listener];
+  client_.open(std::move(client), ctx ? tls::Session::server(*ctx) : nullptr);
 }
 
 H1Session::~H1Session() {
@@ -91,64 +85,21 @@ void H1Session::start() {
   client_.start_recv();
   // The handshake, then the first request, must each arrive in time.
   const config::ListenerConfig& lc = *listener_.config;
-  arm_timer(tls_ ? lc.tls->handshake_timeout_ms : lc.http.request_timeout_ms);
+  arm_timer(client_.is_tls() ? lc.tls->handshake_timeout_ms : lc.http.request_timeout_ms);
 }
 
 // --- client input ------------------------------------------------------------------
 
-void H1Session::on_data(uring::StreamSocket&, const IoBuf& buf) {
-  if (!tls_) {
-    on_plain(buf);
-    return;
-  }
-  if (state_ == State::kClosing && tls_->session().state() != tls::Session::State::kOpen) {
-    worker_.loop().release(buf);
-    return;
-  }
-  const tls::Session::Status st = tls_->on_ciphertext(buf, [this](const IoBuf& plain) {
-    if (tls_->take_handshake_done()) on_tls_handshake();
-    on_plain(plain);
-  });
-  if (tls_->take_handshake_done()) on_tls_handshake();
-  on_tls_status(st);
-}
-
-void H1Session::on_tls_handshake() {
+void H1Session::on_ready(net::ByteStream&) {
+  // The TLS handshake is done (a plain stream never reports).
   auto& stats = worker_.stats();
   stats.tls_handshakes.fetch_add(1, std::memory_order_relaxed);
-  if (tls_->session().resumed()) stats.tls_resumed.fetch_add(1, std::memory_order_relaxed);
+  if (client_.tls_session()->resumed()) stats.tls_resumed.fetch_add(1, std::memory_order_relaxed);
   record(stats::Phase::kTlsHandshake, head_start_ns_);
   if (state_ == State::kIdle) arm_timer(listener_.config->http.request_timeout_ms);
 }
 
-void H1Session::on_tls_status(tls::Session::Status st) {
-  switch (st) {
-    case tls::Session::Status::kOk:
-    case tls::Session::Status::kWantInput:
-      return;
-    case tls::Session::Status::kClosed:
-      on_eof(client_);  // close_notify: the client is done sending
-      return;
-    case tls::Session::Status::kError:
-      if (!tls_->handshake_done()) {
-        worker_.stats().tls_failures.fetch_add(1, std::memory_order_relaxed);
-        EGW_LOG(debug, "tls handshake from {} failed: {}", peer_.to_string(),
-                tls_->session().error());
-        close(/*reset=*/true);  // nothing to say in TLS yet: the peer sees a reset
-        return;
-      }
-      EGW_LOG(debug, "tls from {}: {}", peer_.to_string(), tls_->session().error());
-      close();
-      return;
-  }
-}
-
-void H1Session::shutdown_client() {
-  if (tls_ && tls_->handshake_done()) tls_->close_notify();
-  client_.shutdown_write();
-}
-
-void H1Session::on_plain(const IoBuf& buf) {
+void H1Session::on_data(net::ByteStream&, const IoBuf& buf) {
   if (state_ == State::kTunnel) {
     if (ex_) {
       ex_->tunnel_data(buf);
@@ -290,9 +241,9 @@ void H1Session::begin_exchange() {
   proxy::Client client;
   client.peer = &peer_;
   client.hash = hash_;
-  if (tls_) {
+  if (tls::Session* t = client_.tls_session()) {
     client.tls = true;
-    client.subject = tls_->session().peer_subject();
+    client.subject = t->peer_subject();
   }
   proxy::Downstream& down = *this;
   ex_ = worker_.exchanges().create(worker_, listener_, down, client);
@@ -439,7 +390,7 @@ void H1Session::response_data(const IoBuf& data) {
   } else {
     send_client(data);
   }
-  if (ex_ && client_full()) ex_->pause_response();
+  if (ex_ && client_.send_full()) ex_->pause_response();
 }
 
 void H1Session::response_trailers(std::span<const ph::Field> trailers) {
@@ -479,7 +430,7 @@ void H1Session::tunnel_open() {
 }
 
 void H1Session::tunnel_eof() {
-  shutdown_client();
+  client_.shutdown();
   if (client_eof_) close();
 }
 
@@ -612,7 +563,7 @@ void H1Session::finish_exchange() {
     close_when_sent_ = !client_keep_alive_ && req_done_ && in_.empty();
     set_state(State::kClosing);
     in_.clear();
-    shutdown_client();
+    client_.shutdown();
     if (close_when_sent_ && client_.send_idle()) {
       close();
       return;
@@ -631,7 +582,7 @@ void H1Session::finish_exchange() {
 
 // --- client socket events ---------------------------------------------------------------
 
-void H1Session::on_eof(uring::StreamSocket&) {
+void H1Session::on_eof(net::ByteStream&) {
   client_eof_ = true;
   switch (state_) {
     case State::kIdle:
@@ -654,36 +605,29 @@ void H1Session::on_eof(uring::StreamSocket&) {
   }
 }
 
-void H1Session::on_error(uring::StreamSocket&, int) {
+void H1Session::on_error(net::ByteStream&, int err) {
+  if (client_.is_tls() && !client_.handshake_done()) {
+    if (err == ECONNRESET) {
+      close();  // gone before finishing the handshake
+      return;
+    }
+    worker_.stats().tls_failures.fetch_add(1, std::memory_order_relaxed);
+    EGW_LOG(debug, "tls handshake from {} failed: {}", peer_.to_string(), client_.error());
+    close(/*reset=*/true);  // nothing to say in TLS yet: the peer sees a reset
+    return;
+  }
+  if (err == EPROTO) EGW_LOG(debug, "tls from {}: {}", peer_.to_string(), client_.error());
   close();
 }
 
-bool H1Session::client_full() const {
-  return client_.send_full() || (tls_ && tls_->pending_bytes() >= kMaxTlsPending);
-}
-
-void H1Session::on_sent(uring::StreamSocket&) {
-  if (ex_ && !client_full()) ex_->resume_response();
+void H1Session::on_sent(net::ByteStream&) {
+  if (ex_ && !client_.send_full()) ex_->resume_response();
   if (state_ == State::kClosing && client_.send_idle() && (client_eof_ || close_when_sent_))
     close();
 }
 
-void H1Session::on_connected(uring::StreamSocket&, int) {}
-
-void H1Session::fail_tls() {
-  // Encryption failed (out of memory): close from the timer, not from under
-  // the caller.
-  if (tls_failed_) return;
-  tls_failed_ = true;
-  arm_timer(0);
-}
-
 void H1Session::send_client(const IoBuf& b) {
-  if (tls_) {
-    if (!tls_->send(b)) fail_tls();
-    return;
-  }
-  if (!client_.send(b)) worker_.loop().release(b);
+  client_.send(b);  // a stream that cannot send any more reports why
 }
 
 void H1Session::send_client_static(std::string_view s) {
@@ -697,13 +641,9 @@ void H1Session::arm_timer(uint64_t delay_ms) {
 }
 
 void H1Session::on_timer() {
-  if (tls_failed_) {
-    close();
-    return;
-  }
   switch (state_) {
     case State::kIdle:
-      if (tls_ && !tls_->handshake_done()) {
+      if (!client_.handshake_done()) {
         worker_.stats().tls_timeouts.fetch_add(1, std::memory_order_relaxed);
         close(/*reset=*/true);
         return;
@@ -753,7 +693,7 @@ void H1Session::close(bool reset) {
   }
 }
 
-void H1Session::on_released(uring::StreamSocket&) {
+void H1Session::on_released(net::ByteStream&) {
   client_live_ = false;
   worker_.session_ended(*this, snap_);  // destroys *this
 }

@@ -35,8 +35,8 @@
 #include "src/http/h1_heads.h"
 #include "src/http/h1_trailers.h"
 #include "src/http/head_buffer.h"
+#include "src/net/byte_stream.h"
 #include "src/proxy/exchange.h"
-#include "src/tls/transport.h"
 #include "uring/io_queue.h"
 #include "uring/stream_socket.h"
 #include "uring/timer_wheel.h"
@@ -52,9 +52,7 @@ struct HeaderBlock;
 
 namespace egw::downstream {
 
-class H1Session final : public Session,
-                        private uring::StreamSocketHandler,
-                        private proxy::Downstream {
+class H1Session final : public Session, private net::ByteStreamHandler, private proxy::Downstream {
  public:
   enum class State : uint8_t {
     kIdle,      // between requests
@@ -75,13 +73,13 @@ class H1Session final : public Session,
   State state() const { return state_; }
 
  private:
-  // -- client socket
-  void on_connected(uring::StreamSocket& s, int err) override;
-  void on_data(uring::StreamSocket& s, const uring::IoBuf& buf) override;
-  void on_eof(uring::StreamSocket& s) override;
-  void on_error(uring::StreamSocket& s, int err) override;
-  void on_sent(uring::StreamSocket& s) override;
-  void on_released(uring::StreamSocket& s) override;
+  // -- the client's byte stream
+  void on_ready(net::ByteStream& s) override;
+  void on_data(net::ByteStream& s, const uring::IoBuf& buf) override;
+  void on_eof(net::ByteStream& s) override;
+  void on_error(net::ByteStream& s, int err) override;
+  void on_sent(net::ByteStream& s) override;
+  void on_released(net::ByteStream& s) override;
   // -- proxy::Downstream
   bool response_head(const proto::http::ResponseHead& head,
                      const http::ResponseContext& ctx) override;
@@ -95,16 +93,9 @@ class H1Session final : public Session,
   void tunnel_open() override;
   void tunnel_eof() override;
 
-  // Plaintext from the client (straight from the socket, or decrypted).
-  void on_plain(const uring::IoBuf& buf);
-  void on_tls_handshake();
-  void on_tls_status(tls::Session::Status st);
-  // close_notify (TLS), then FIN once the queue drains.
-  void shutdown_client();
   // Gives back what one request holds: its exchange (and with it the
   // upstream connection and the slot), raw head, parser, header block.
   void drop_request_state();
-  void fail_tls();
   void process_input();
   void parse_head();
   void begin_exchange();
@@ -117,9 +108,6 @@ class H1Session final : public Session,
   void on_timer();
   void send_client(const uring::IoBuf& b);
   void send_client_static(std::string_view s);
-  // The client's send queue (plaintext waiting for encryption included) is
-  // over its watermark.
-  bool client_full() const;
   void update_client_recv();
   void close(bool reset = false);
   void count_status(uint16_t status);
@@ -128,8 +116,7 @@ class H1Session final : public Session,
   server::Worker& worker_;
   server::WorkerSnapshot& snap_;
   const proxy::ListenerView& listener_;
-  uring::StreamSocket client_;
-  std::unique_ptr<tls::Transport> tls_;  // TLS listeners: between client_ and the session
+  net::ByteStream client_;
   SocketAddress peer_;
   uint64_t hash_ = 0;
   uring::IoQueue in_;
@@ -156,7 +143,6 @@ class H1Session final : public Session,
   bool client_eof_ = false;
   bool first_request_ = true;
   bool client_live_ = true;
-  bool tls_failed_ = false;  // encrypting failed: close at the next timer tick
   // Phase timestamps (ns, the loop's clock) for the latency histograms.
   uint64_t head_start_ns_ = 0;
 };

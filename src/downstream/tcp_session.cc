@@ -39,8 +39,8 @@ void TcpSession::start() {
   if (const auto& ctx = snap_.runtime->listener_tls[listener_index_]) {
     // Terminate TLS: the handshake comes first.
     state_ = State::kHandshake;
-    tls::TlsRelayHandler& handler = *this;
-    auto relay = std::make_unique<tls::TlsRelay>(worker_.loop(), handler);
+    net::TlsRelayHandler& handler = *this;
+    auto relay = std::make_unique<net::TlsRelay>(worker_.loop(), handler);
     tls_relay_ = relay.get();
     relay_ = std::move(relay);
     relay_live_ = true;
@@ -146,7 +146,7 @@ void TcpSession::route(std::string_view sni) {
   attempt_.pick();
 }
 
-void TcpSession::on_tls_ready(tls::TlsRelay& r, int side) {
+void TcpSession::on_tls_ready(net::TlsRelay& r, int side) {
   auto& stats = worker_.stats();
   tls::Session* s = r.session(side);
   if (side == 0) {
@@ -226,8 +226,8 @@ void TcpSession::start_relay(UniqueFd upstream) {
   }
   if (!tls_relay_ && up_session) {
     // TLS to the endpoint only: the client side stays plain.
-    tls::TlsRelayHandler& handler = *this;
-    auto relay = std::make_unique<tls::TlsRelay>(worker_.loop(), handler);
+    net::TlsRelayHandler& handler = *this;
+    auto relay = std::make_unique<net::TlsRelay>(worker_.loop(), handler);
     tls_relay_ = relay.get();
     relay_ = std::move(relay);
     relay_live_ = true;

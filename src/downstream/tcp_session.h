@@ -28,7 +28,7 @@
 #include "egw/intrusive_list.h"
 #include "egw/unique_fd.h"
 #include "src/downstream/session.h"
-#include "src/tls/tls_relay.h"
+#include "src/net/tls_relay.h"
 #include "src/upstream/attempt.h"
 #include "uring/connector.h"
 #include "uring/poll_waiter.h"
@@ -49,7 +49,7 @@ namespace egw::downstream {
 class TcpSession final : public Session,
                          private upstream::Attempt::Handler,
                          private uring::ConnectorHandler,
-                         private tls::TlsRelayHandler,
+                         private net::TlsRelayHandler,
                          private uring::PollWaiterHandler {
  public:
   enum class State : uint8_t {
@@ -91,7 +91,7 @@ class TcpSession final : public Session,
   void on_connector_released(uring::Connector& c) override;
   void on_relay_done(uring::Relay& r, int err) override;
   void on_relay_released(uring::Relay& r) override;
-  void on_tls_ready(tls::TlsRelay& r, int side) override;
+  void on_tls_ready(net::TlsRelay& r, int side) override;
   void on_poll_ready(uring::PollWaiter& w, int result) override;
   void on_poll_released(uring::PollWaiter& w) override;
 
@@ -107,7 +107,7 @@ class TcpSession final : public Session,
   upstream::Attempt attempt_;  // holds the endpoint's slot while relaying
   uring::Connector connector_;
   std::unique_ptr<uring::Relay> relay_;
-  tls::TlsRelay* tls_relay_ = nullptr;  // relay_, when it is one
+  net::TlsRelay* tls_relay_ = nullptr;  // relay_, when it is one
   uring::PollWaiter poller_;
   bool poller_live_ = false;
   int rcvlowat_ = 0;        // SO_RCVLOWAT set while sniffing (0: untouched)

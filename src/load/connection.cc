@@ -92,7 +92,7 @@ void Connection::on_connected(uring::StreamSocket& s, int err) {
       connect_failed(ENOMEM);
       return;
     }
-    tls_ = std::make_unique<tls::Transport>(client_.loop(), *sock_, std::move(session));
+    tls_ = std::make_unique<net::TlsTransport>(client_.loop(), *sock_, std::move(session));
     tls_->set_on_failure([this] {
       if (has_request_) fail(ErrorKind::kTls);
     });
@@ -100,7 +100,7 @@ void Connection::on_connected(uring::StreamSocket& s, int err) {
     handshake_start_ns_ = now;
     sock_->start_recv();
     client_.loop().timers().schedule_after(timer_, client_.options().connect_timeout_ms);
-    tls::Transport* t = tls_.get();
+    net::TlsTransport* t = tls_.get();
     const tls::Session::Status st = t->pump([](const uring::IoBuf& b) {
       uring::StreamSocket::release(b);  // nothing can be decrypted before the server spoke
     });
@@ -209,7 +209,7 @@ void Connection::on_data(uring::StreamSocket& s, const uring::IoBuf& buf) {
   }
   if (tls_) {
     dead_tls_.clear();
-    tls::Transport* t = tls_.get();
+    net::TlsTransport* t = tls_.get();
     const tls::Session::Status st = t->on_ciphertext(buf, [this, t](const uring::IoBuf& plain) {
       if (tls_.get() != t) {
         uring::StreamSocket::release(plain);  // this connection let go of the socket meanwhile

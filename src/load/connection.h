@@ -23,7 +23,7 @@
 #include "proto/h1/body.h"
 #include "proto/h1/parser.h"
 #include "src/load/stats.h"
-#include "src/tls/transport.h"
+#include "src/net/tls_transport.h"
 #include "uring/stream_socket.h"
 #include "uring/timer_wheel.h"
 
@@ -127,8 +127,8 @@ class Connection final : public uring::StreamSocketHandler {
   // https: the TLS layer of the current socket. One that this connection let
   // go of while it was delivering (a response ended the connection) waits in
   // dead_tls_ until no call into it is in progress.
-  std::unique_ptr<tls::Transport> tls_;
-  std::vector<std::unique_ptr<tls::Transport>> dead_tls_;
+  std::unique_ptr<net::TlsTransport> tls_;
+  std::vector<std::unique_ptr<net::TlsTransport>> dead_tls_;
   uint64_t handshake_start_ns_ = 0;
   bool tls_saved_ = false;
 };

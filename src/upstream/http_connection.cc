@@ -1,5 +1,7 @@
 #include "src/upstream/http_connection.h"
 
+#include <cstring>
+
 #include "egw/log.h"
 #include "proto/h1/encoder.h"
 #include "src/http/h1_heads.h"
@@ -41,85 +43,33 @@ HttpConnection::~HttpConnection() {
 
 Status HttpConnection::connect(uint32_t timeout_ms, tls::ClientContext* tls) {
   phase_ = Phase::kConnecting;
-  tls_ctx_ = tls;
-  return sock_.connect(endpoint_->address(), timeout_ms);
-}
-
-void HttpConnection::on_connected(uring::StreamSocket&, int err) {
-  if (closing_) return;
-  if (err == 0 && tls_ctx_) {
-    // Connected: now the handshake (phase stays kConnecting until it is done).
+  std::unique_ptr<tls::Session> session;
+  if (tls) {
     const tls::SavedSession* resume = pool_ ? pool_->tls_resume.get() : nullptr;
     resume_offered_ = resume != nullptr;
-    auto session = tls::Session::client(*tls_ctx_, {}, resume);
-    if (!session) {
-      tls_error_ = "cannot create a TLS session";
-      if (user_) user_->on_upstream_connected(*this, EPROTO);
-      return;
-    }
-    tls_ = std::make_unique<tls::Transport>(loop_, sock_, std::move(session));
-    tls_->set_on_failure([this] {
-      if (closing_) return;
-      EGW_LOG_RATELIMITED(warn, 1000, "endpoint {}: TLS: cannot encrypt", endpoint_->label());
-      fail(response_started_ ? HttpError::kTruncated : HttpError::kReset, EPROTO);
-    });
-    sock_.start_recv();
-    on_tls_status(tls_->pump([this](const uring::IoBuf& p) { in_.push_back(p); }));
-    return;
+    session = tls::Session::client(*tls, {}, resume);
+    if (!session) return egw::fail(ENOMEM, "cannot create a TLS session");
   }
-  if (err == 0) {
-    phase_ = Phase::kIdle;
-    sock_.start_recv();
-  }
-  if (user_) user_->on_upstream_connected(*this, err);
+  return sock_.connect(endpoint_->address(), timeout_ms, std::move(session));
 }
 
-void HttpConnection::handshake_done() {
+void HttpConnection::on_ready(net::ByteStream&) {
+  if (closing_) return;
   phase_ = Phase::kIdle;
   if (user_) user_->on_upstream_connected(*this, 0);
 }
 
-void HttpConnection::on_tls_status(tls::Session::Status st) {
-  if (closing_) return;
-  switch (st) {
-    case tls::Session::Status::kOk:
-    case tls::Session::Status::kWantInput:
-      if (tls_->take_handshake_done()) handshake_done();
-      return;
-    case tls::Session::Status::kClosed:
-      on_eof(sock_);
-      return;
-    case tls::Session::Status::kError:
-      broken_ = true;
-      if (phase_ == Phase::kConnecting) {
-        tls_error_ = tls_->session().error();
-        // A rejected resumption must not poison the next connections.
-        if (resume_offered_ && pool_) pool_->tls_resume.reset();
-        if (user_) {
-          user_->on_upstream_connected(*this, EPROTO);
-        } else {
-          close();
-        }
-        return;
-      }
-      EGW_LOG_RATELIMITED(warn, 1000, "endpoint {}: TLS: {}", endpoint_->label(),
-                          tls_->session().error());
-      fail(response_started_ || phase_ == Phase::kBody ? HttpError::kTruncated : HttpError::kReset,
-           EPROTO);
-      return;
-  }
-}
-
 bool HttpConnection::send(const uring::IoBuf& b) {
-  if (!tls_) return sock_.send(b);
-  if (closing_ || sock_.write_shut()) return false;
-  if (!tls_->send(b)) broken_ = true;  // the session failed: the recv side reports it
+  if (closing_) {
+    loop_.release(b);
+    return true;
+  }
+  if (!sock_.send(b)) broken_ = true;  // a failed stream reports why on its own
   return true;
 }
 
 void HttpConnection::shutdown_write() {
-  if (tls_ && tls_->handshake_done()) tls_->close_notify();
-  sock_.shutdown_write();
+  sock_.shutdown();
 }
 
 bool HttpConnection::send_request(const proto::http::RequestHead& req,
@@ -221,23 +171,7 @@ void HttpConnection::release_head_storage() {
   head_buf_.reset();
 }
 
-void HttpConnection::on_data(uring::StreamSocket&, const uring::IoBuf& buf) {
-  if (tls_) {
-    if (closing_) {
-      loop_.release(buf);
-      return;
-    }
-    const bool was_done = tls_->handshake_done();
-    const tls::Session::Status st =
-        tls_->on_ciphertext(buf, [this](const uring::IoBuf& p) { in_.push_back(p); });
-    if (!was_done && tls_->take_handshake_done()) {
-      handshake_done();
-      if (closing_) return;
-    }
-    if (!in_.empty() && !closing_ && !paused_) process();
-    on_tls_status(st);
-    return;
-  }
+void HttpConnection::on_data(net::ByteStream&, const uring::IoBuf& buf) {
   in_.push_back(buf);
   if (!closing_ && !paused_) process();
 }
@@ -379,12 +313,13 @@ void HttpConnection::end_response() {
 void HttpConnection::save_tls() {
   // Once per connection, after a whole exchange (TLS 1.3 tickets arrive
   // after the handshake): the next new connection offers it.
-  if (!tls_ || tls_saved_ || !pool_) return;
+  tls::Session* t = sock_.tls_session();
+  if (!t || tls_saved_ || !pool_) return;
   tls_saved_ = true;
-  if (auto s = tls_->session().save()) pool_->tls_resume = std::move(s);
+  if (auto s = t->save()) pool_->tls_resume = std::move(s);
 }
 
-void HttpConnection::on_eof(uring::StreamSocket&) {
+void HttpConnection::on_eof(net::ByteStream&) {
   eof_ = true;
   if (closing_) return;
   if (paused_ && !in_.empty()) {
@@ -395,17 +330,6 @@ void HttpConnection::on_eof(uring::StreamSocket&) {
 }
 
 void HttpConnection::handle_eof() {
-  if (tls_ && phase_ == Phase::kConnecting) {
-    tls_error_ = "connection closed during the TLS handshake";
-    broken_ = true;
-    if (resume_offered_ && pool_) pool_->tls_resume.reset();
-    if (user_) {
-      user_->on_upstream_connected(*this, EPROTO);
-    } else {
-      close();
-    }
-    return;
-  }
   switch (phase_) {
     case Phase::kTunnel:
       if (user_) user_->on_tunnel_eof(*this);
@@ -432,9 +356,20 @@ void HttpConnection::handle_eof() {
   }
 }
 
-void HttpConnection::on_error(uring::StreamSocket&, int err) {
+void HttpConnection::on_error(net::ByteStream&, int err) {
   broken_ = true;
   if (closing_) return;
+  const bool tls_failed = sock_.is_tls() && (err == EPROTO || !sock_.handshake_done());
+  if (tls_failed && phase_ == Phase::kConnecting) {
+    // The handshake failed (or the endpoint closed during it): reported as
+    // EPROTO with the reason; a rejected resumption must not poison the
+    // next connections.
+    tls_error_ = sock_.error().empty() ? std::strerror(err) : sock_.error();
+    if (resume_offered_ && pool_) pool_->tls_resume.reset();
+    err = EPROTO;
+  } else if (err == EPROTO) {
+    EGW_LOG_RATELIMITED(warn, 1000, "endpoint {}: TLS: {}", endpoint_->label(), sock_.error());
+  }
   if (!user_) {
     if (pool_) pool_->remove(this);
     close();
@@ -452,7 +387,7 @@ void HttpConnection::on_error(uring::StreamSocket&, int err) {
        err);
 }
 
-void HttpConnection::on_sent(uring::StreamSocket&) {
+void HttpConnection::on_sent(net::ByteStream&) {
   if (user_ && !closing_ && !sock_.send_full()) user_->on_upstream_sent(*this);
 }
 
@@ -480,7 +415,7 @@ void HttpConnection::close(bool abortive) {
   }
 }
 
-void HttpConnection::on_released(uring::StreamSocket&) {
+void HttpConnection::on_released(net::ByteStream&) {
   home_.destroy(this);
 }
 

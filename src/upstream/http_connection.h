@@ -23,7 +23,7 @@
 #include "src/http/forwarding.h"
 #include "src/http/h1_trailers.h"
 #include "src/http/head_buffer.h"
-#include "src/tls/transport.h"
+#include "src/net/byte_stream.h"
 #include "uring/io_queue.h"
 #include "uring/stream_socket.h"
 #include "uring/timer_wheel.h"
@@ -71,7 +71,7 @@ struct HeaderBlock {
   proto::h1::Header headers[kCapacity];
 };
 
-class HttpConnection final : private uring::StreamSocketHandler {
+class HttpConnection final : private net::ByteStreamHandler {
  public:
   // The largest response head an endpoint may send.
   static constexpr uint32_t kMaxResponseHeadBytes = 24576;
@@ -88,7 +88,7 @@ class HttpConnection final : private uring::StreamSocketHandler {
   // (EPROTO when it failed: tls_error() says why).
   Status connect(uint32_t timeout_ms, tls::ClientContext* tls = nullptr);
   // The TLS session, or null on a plain connection.
-  tls::Session* tls_session() { return tls_ ? &tls_->session() : nullptr; }
+  tls::Session* tls_session() { return sock_.tls_session(); }
   const std::string& tls_error() const { return tls_error_; }
   // Whether a saved TLS session was offered (resumption attempt).
   bool tls_resume_offered() const { return resume_offered_; }
@@ -140,18 +140,16 @@ class HttpConnection final : private uring::StreamSocketHandler {
  private:
   enum class Phase : uint8_t { kConnecting, kIdle, kHead, kBody, kDone, kTunnel };
 
-  void on_connected(uring::StreamSocket& s, int err) override;
-  void on_data(uring::StreamSocket& s, const uring::IoBuf& buf) override;
-  void on_eof(uring::StreamSocket& s) override;
-  void on_error(uring::StreamSocket& s, int err) override;
-  void on_sent(uring::StreamSocket& s) override;
-  void on_released(uring::StreamSocket& s) override;
+  void on_ready(net::ByteStream& s) override;
+  void on_data(net::ByteStream& s, const uring::IoBuf& buf) override;
+  void on_eof(net::ByteStream& s) override;
+  void on_error(net::ByteStream& s, int err) override;
+  void on_sent(net::ByteStream& s) override;
+  void on_released(net::ByteStream& s) override;
 
   void process();
   void handle_eof();
-  void on_tls_status(tls::Session::Status st);
   void save_tls();
-  void handshake_done();
   void fail(HttpError e, int err);
   void release_head_storage();
   void begin(proto::h1::Method method);
@@ -163,9 +161,7 @@ class HttpConnection final : private uring::StreamSocketHandler {
   std::shared_ptr<EndpointState> endpoint_;
   Pool* pool_;
   HttpConnectionUser* user_ = nullptr;
-  uring::StreamSocket sock_;
-  tls::ClientContext* tls_ctx_ = nullptr;
-  std::unique_ptr<tls::Transport> tls_;
+  net::ByteStream sock_;
   std::string tls_error_;
   bool resume_offered_ = false;
   bool tls_saved_ = false;  // this connection's resumption state went to the pool

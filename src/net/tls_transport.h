@@ -1,4 +1,4 @@
-// Transport: a tls::Session on a uring::StreamSocket. The socket's owner
+// TlsTransport: a tls::Session on a uring::StreamSocket. The socket's owner
 // hands it the ciphertext it receives and gets plaintext back as IoBufs;
 // plaintext it sends comes out as ciphertext queued on the socket. Both
 // directions go through worker chunks (wolfSSL works on its own buffers, so
@@ -17,18 +17,19 @@
 #include "uring/io_queue.h"
 #include "uring/stream_socket.h"
 
-namespace egw::tls {
+namespace egw::net {
 
-class Transport final : private uring::Flushable {
+class TlsTransport final : private uring::Flushable {
  public:
   // Called (from the loop's flush) when encrypting queued plaintext failed:
   // the connection cannot go on.
   using FailFn = InlineFunction<void(), 16>;
 
-  Transport(uring::EventLoop& loop, uring::StreamSocket& sock, std::unique_ptr<Session> session);
-  ~Transport();
-  Transport(const Transport&) = delete;
-  Transport& operator=(const Transport&) = delete;
+  TlsTransport(uring::EventLoop& loop, uring::StreamSocket& sock,
+               std::unique_ptr<tls::Session> session);
+  ~TlsTransport();
+  TlsTransport(const TlsTransport&) = delete;
+  TlsTransport& operator=(const TlsTransport&) = delete;
 
   // Feeds received ciphertext (released here) and drives the session:
   // handshake first, then decryption; each piece of plaintext goes to
@@ -36,20 +37,20 @@ class Transport final : private uring::Flushable {
   // kWantInput while all is well, kClosed at the peer's close, kError on
   // failure (session().error() says why).
   template <class F>
-  Session::Status on_ciphertext(const uring::IoBuf& buf, F&& deliver) {
+  tls::Session::Status on_ciphertext(const uring::IoBuf& buf, F&& deliver) {
     session_->feed(buf.data, buf.len);
     loop_.release(buf);
     return pump(deliver);
   }
   // Drives the session without new input (a client's first flight).
   template <class F>
-  Session::Status pump(F&& deliver) {
-    Session::Status s = Session::Status::kOk;
+  tls::Session::Status pump(F&& deliver) {
+    tls::Session::Status s = tls::Session::Status::kOk;
     if (!session_->handshake_done()) {
       s = session_->handshake();
-      if (s == Session::Status::kOk) just_done_ = true;
+      if (s == tls::Session::Status::kOk) just_done_ = true;
     }
-    if (s == Session::Status::kOk) {
+    if (s == tls::Session::Status::kOk) {
       s = session_->read([&](const uint8_t* p, size_t n) { deliver(copy_in(p, n)); });
     }
     session_->park_input();
@@ -79,7 +80,7 @@ class Transport final : private uring::Flushable {
     drop_chunks();
   }
 
-  Session& session() { return *session_; }
+  tls::Session& session() { return *session_; }
   bool handshake_done() const { return session_->handshake_done(); }
 
  private:
@@ -93,7 +94,7 @@ class Transport final : private uring::Flushable {
 
   uring::EventLoop& loop_;
   uring::StreamSocket& sock_;
-  std::unique_ptr<Session> session_;
+  std::unique_ptr<tls::Session> session_;
   uring::Chunk* in_chunk_ = nullptr;   // plaintext being delivered
   uring::Chunk* out_chunk_ = nullptr;  // ciphertext being sent
   uring::IoQueue pending_;             // plaintext waiting for flush()
@@ -102,4 +103,4 @@ class Transport final : private uring::Flushable {
   bool failed_ = false;
 };
 
-}  // namespace egw::tls
+}  // namespace egw::net

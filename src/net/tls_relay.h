@@ -1,7 +1,7 @@
 // TlsRelay: the L4 relay for sessions where either side speaks TLS that the
 // proxy terminates or originates (`tls` on a tcp listener, on its cluster,
 // or both). Side a is the client, side b the endpoint; each side is a
-// StreamSocket with an optional tls::Transport in front. Bytes move as
+// StreamSocket with an optional TlsTransport in front. Bytes move as
 // plaintext between the two: decrypted from one side, encrypted to the other.
 //
 // Side a opens first (its handshake runs before any endpoint is chosen, so a
@@ -19,13 +19,13 @@
 #include <memory>
 #include <string>
 
+#include "src/net/tls_transport.h"
 #include "src/tls/session.h"
-#include "src/tls/transport.h"
 #include "uring/io_queue.h"
 #include "uring/relay.h"
 #include "uring/stream_socket.h"
 
-namespace egw::tls {
+namespace egw::net {
 
 class TlsRelay;
 
@@ -48,10 +48,10 @@ class TlsRelay final : public uring::Relay, private uring::StreamSocketHandler {
 
   // Adopts the client socket; `session` (a server session) or null for
   // plaintext. Starts reading (and handshaking) at once.
-  void open_a(UniqueFd fd, std::unique_ptr<Session> session);
+  void open_a(UniqueFd fd, std::unique_ptr<tls::Session> session);
   // Adopts the connected endpoint socket; `session` (a client session) or
   // null. A client session sends its ClientHello at once.
-  void open_b(UniqueFd fd, std::unique_ptr<Session> session);
+  void open_b(UniqueFd fd, std::unique_ptr<tls::Session> session);
   // Relay: both sides plaintext (open_a + open_b).
   void start(UniqueFd a, UniqueFd b) override;
   void close() override;
@@ -63,7 +63,9 @@ class TlsRelay final : public uring::Relay, private uring::StreamSocketHandler {
   bool b_eof() const override { return sides_[1].eof; }
 
   // The TLS session of a side, or null.
-  Session* session(int side) { return sides_[side].tls ? &sides_[side].tls->session() : nullptr; }
+  tls::Session* session(int side) {
+    return sides_[side].tls ? &sides_[side].tls->session() : nullptr;
+  }
   bool ready(int side) const { return sides_[side].ready; }
   // After a failure: the side that failed (-1 none) and, for TLS, why.
   int failed_side() const { return failed_side_; }
@@ -73,7 +75,7 @@ class TlsRelay final : public uring::Relay, private uring::StreamSocketHandler {
   struct Side {
     explicit Side(uring::EventLoop& loop, uring::StreamSocketHandler& h) : sock(loop, h) {}
     uring::StreamSocket sock;
-    std::unique_ptr<Transport> tls;
+    std::unique_ptr<TlsTransport> tls;
     bool open = false;
     bool ready = false;  // carries plaintext (plain, or handshake done)
     bool eof = false;    // the peer finished sending
@@ -92,7 +94,7 @@ class TlsRelay final : public uring::Relay, private uring::StreamSocketHandler {
   void became_ready(int side);
   void forward(int from, const uring::IoBuf& plain);
   void send_to(int to, const uring::IoBuf& plain);
-  void handle_status(int side, Session::Status st);
+  void handle_status(int side, tls::Session::Status st);
   void side_eof(int side);
   void pass_eof(int from);
   void check_done();
@@ -111,4 +113,4 @@ class TlsRelay final : public uring::Relay, private uring::StreamSocketHandler {
   int released_ = 0;
 };
 
-}  // namespace egw::tls
+}  // namespace egw::net

@@ -1,22 +1,22 @@
-#include "src/tls/transport.h"
+#include "src/net/tls_transport.h"
 
 #include <cstring>
 
-namespace egw::tls {
+namespace egw::net {
 
-Transport::Transport(uring::EventLoop& loop, uring::StreamSocket& sock,
-                     std::unique_ptr<Session> session)
+TlsTransport::TlsTransport(uring::EventLoop& loop, uring::StreamSocket& sock,
+                           std::unique_ptr<tls::Session> session)
     : loop_(loop), sock_(sock), session_(std::move(session)), pending_(loop) {
   session_->set_output([this](const uint8_t* p, size_t n) { on_output(p, n); });
 }
 
-Transport::~Transport() {
+TlsTransport::~TlsTransport() {
   flush_node_unlink();
   pending_.clear();
   drop_chunks();
 }
 
-void Transport::drop_chunks() {
+void TlsTransport::drop_chunks() {
   for (uring::Chunk** c : {&in_chunk_, &out_chunk_}) {
     if (!*c) continue;
     uring::IoBuf own;
@@ -26,7 +26,7 @@ void Transport::drop_chunks() {
   }
 }
 
-uring::IoBuf Transport::append(uring::Chunk*& c, const uint8_t* p, size_t n) {
+uring::IoBuf TlsTransport::append(uring::Chunk*& c, const uint8_t* p, size_t n) {
   if (!c || c->used + n > uring::Chunk::kSize) {
     if (c) {
       uring::IoBuf own;
@@ -42,11 +42,11 @@ uring::IoBuf Transport::append(uring::Chunk*& c, const uint8_t* p, size_t n) {
   return b;
 }
 
-uring::IoBuf Transport::copy_in(const uint8_t* p, size_t n) {
+uring::IoBuf TlsTransport::copy_in(const uint8_t* p, size_t n) {
   return append(in_chunk_, p, n);
 }
 
-void Transport::on_output(const uint8_t* p, size_t n) {
+void TlsTransport::on_output(const uint8_t* p, size_t n) {
   // Records are at most ~16.4 KiB; a chunk holds 32 KiB.
   while (n > 0) {
     const size_t take = n < uring::Chunk::kSize ? n : uring::Chunk::kSize;
@@ -61,8 +61,8 @@ void Transport::on_output(const uint8_t* p, size_t n) {
   }
 }
 
-bool Transport::send(const uring::IoBuf& b) {
-  if (failed_ || session_->state() == Session::State::kFailed) {
+bool TlsTransport::send(const uring::IoBuf& b) {
+  if (failed_ || session_->state() == tls::Session::State::kFailed) {
     loop_.release(b);
     return false;
   }
@@ -75,15 +75,15 @@ bool Transport::send(const uring::IoBuf& b) {
   return true;
 }
 
-void Transport::flush() {
+void TlsTransport::flush() {
   if (pending_.empty()) return;
   // Small pieces are gathered into one record; a piece of a record's size
   // or more goes to wolfSSL as it is (it makes full records of it).
-  uint8_t gather[Session::kMaxPlaintext];
+  uint8_t gather[tls::Session::kMaxPlaintext];
   size_t used = 0;
   bool ok = true;
   auto write = [&](const uint8_t* p, size_t n) {
-    if (ok && session_->write(p, n) != Session::Status::kOk) ok = false;
+    if (ok && session_->write(p, n) != tls::Session::Status::kOk) ok = false;
   };
   while (!pending_.empty()) {
     const uring::IoBuf b = pending_.take_front();
@@ -110,4 +110,4 @@ void Transport::flush() {
   }
 }
 
-}  // namespace egw::tls
+}  // namespace egw::net

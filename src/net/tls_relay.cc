@@ -1,10 +1,10 @@
-#include "src/tls/tls_relay.h"
+#include "src/net/tls_relay.h"
 
 #include <cerrno>
 
 #include "egw/log.h"
 
-namespace egw::tls {
+namespace egw::net {
 
 TlsRelay::TlsRelay(uring::EventLoop& loop, TlsRelayHandler& handler)
     : loop_(loop),
@@ -14,13 +14,13 @@ TlsRelay::TlsRelay(uring::EventLoop& loop, TlsRelayHandler& handler)
 
 TlsRelay::~TlsRelay() = default;
 
-void TlsRelay::open_a(UniqueFd fd, std::unique_ptr<Session> session) {
+void TlsRelay::open_a(UniqueFd fd, std::unique_ptr<tls::Session> session) {
   Side& a = sides_[0];
   last_activity_ms_ = loop_.now_ms();
   a.sock.open(std::move(fd));
   a.open = true;
   if (session) {
-    a.tls = std::make_unique<Transport>(loop_, a.sock, std::move(session));
+    a.tls = std::make_unique<TlsTransport>(loop_, a.sock, std::move(session));
     a.tls->set_on_failure([this] { fail(0, EPROTO, "encrypting failed"); });
   } else {
     a.ready = true;
@@ -28,7 +28,7 @@ void TlsRelay::open_a(UniqueFd fd, std::unique_ptr<Session> session) {
   a.sock.start_recv();
 }
 
-void TlsRelay::open_b(UniqueFd fd, std::unique_ptr<Session> session) {
+void TlsRelay::open_b(UniqueFd fd, std::unique_ptr<tls::Session> session) {
   Side& b = sides_[1];
   last_activity_ms_ = loop_.now_ms();
   b.sock.open(std::move(fd));
@@ -38,10 +38,10 @@ void TlsRelay::open_b(UniqueFd fd, std::unique_ptr<Session> session) {
     became_ready(1);
     return;
   }
-  b.tls = std::make_unique<Transport>(loop_, b.sock, std::move(session));
+  b.tls = std::make_unique<TlsTransport>(loop_, b.sock, std::move(session));
   b.tls->set_on_failure([this] { fail(1, EPROTO, "encrypting failed"); });
   // The ClientHello goes out now.
-  const Session::Status st = b.tls->pump([this](const uring::IoBuf& p) { forward(1, p); });
+  const tls::Session::Status st = b.tls->pump([this](const uring::IoBuf& p) { forward(1, p); });
   handle_status(1, st);
 }
 
@@ -77,7 +77,7 @@ void TlsRelay::on_data(uring::StreamSocket& sock, const uring::IoBuf& buf) {
     forward(i, buf);
     return;
   }
-  const Session::Status st = s.tls->on_ciphertext(buf, [this, i](const uring::IoBuf& plain) {
+  const tls::Session::Status st = s.tls->on_ciphertext(buf, [this, i](const uring::IoBuf& plain) {
     if (sides_[i].tls->take_handshake_done()) became_ready(i);
     sides_[i].bytes += plain.len;
     forward(i, plain);
@@ -86,15 +86,15 @@ void TlsRelay::on_data(uring::StreamSocket& sock, const uring::IoBuf& buf) {
   handle_status(i, st);
 }
 
-void TlsRelay::handle_status(int side, Session::Status st) {
+void TlsRelay::handle_status(int side, tls::Session::Status st) {
   switch (st) {
-    case Session::Status::kOk:
-    case Session::Status::kWantInput:
+    case tls::Session::Status::kOk:
+    case tls::Session::Status::kWantInput:
       return;
-    case Session::Status::kClosed:
+    case tls::Session::Status::kClosed:
       side_eof(side);
       return;
-    case Session::Status::kError:
+    case tls::Session::Status::kError:
       fail(side, EPROTO, sides_[side].tls->session().error());
       return;
   }
@@ -201,4 +201,4 @@ void TlsRelay::on_released(uring::StreamSocket&) {
   if (++released_ == 2) handler_.on_relay_released(*this);
 }
 
-}  // namespace egw::tls
+}  // namespace egw::net
