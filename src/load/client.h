@@ -73,7 +73,7 @@ class Client {
 
   // -- for Connection ---------------------------------------------------------
   uring::EventLoop& loop() { return loop_; }
-  SlabPool<uring::StreamSocket>& sockets() { return sockets_; }
+  SlabPool<net::ByteStream>& sockets() { return sockets_; }
   const WorkerPlan& plan() const { return plan_; }
   const Options& options() const { return *plan_.options; }
   Stats& stats() { return stats_; }
@@ -104,7 +104,7 @@ class Client {
   uring::EventLoop& loop_;
   WorkerPlan plan_;
   Stats& stats_;
-  SlabPool<uring::StreamSocket> sockets_;
+  SlabPool<net::ByteStream> sockets_;
   std::shared_ptr<tls::SavedSession> tls_resume_;
   std::vector<std::unique_ptr<Connection>> connections_;
   std::vector<Connection*> available_;

@@ -35,7 +35,6 @@ ErrorKind connect_error_kind(int err) {
 Connection::Connection(Client& client)
     : client_(client), parser_(kLimits, std::span<proto::h1::Header>(headers_)) {
   timer_.set_callback([this] { on_timer(); });
-  dead_tls_.reserve(2);
 }
 
 Connection::~Connection() {
@@ -64,51 +63,45 @@ void Connection::start(uint64_t intended_ns, bool measured) {
 
 void Connection::connect() {
   EGW_ASSERT(sock_ == nullptr);
-  // (dead_tls_ is not cleared here: connect() can run inside a delivery
-  // from the transport that dead_tls_ keeps alive.)
   sock_ = client_.sockets().create(client_.loop(), *this);
   state_ = State::kConnecting;
   connect_start_ns_ = clock::now_ns();
-  auto st = sock_->connect(client_.options().target.address,
-                           static_cast<uint32_t>(client_.options().connect_timeout_ms));
-  if (!st) connect_failed(st.error().code ? st.error().code : EIO);
-}
-
-void Connection::on_connected(uring::StreamSocket& s, int err) {
-  if (&s != sock_) return;
-  if (err != 0) {
-    connect_failed(err);
-    return;
-  }
-  const uint64_t now = clock::cached_ns();
-  if (setup_connect_ || measured_) client_.stats().connect.record(since(connect_start_ns_, now));
-  dead_tls_.clear();  // a completion of its own: no call into an old transport is in progress
+  std::unique_ptr<tls::Session> session;
   if (tls::ClientContext* ctx = client_.plan().tls) {
-    // https: the handshake first; the connection is ready when it is done.
+    // https: the handshake follows the connect; the connection is ready
+    // when it is done.
     const tls::SavedSession* resume =
         client_.options().tls.resume ? client_.tls_resume().get() : nullptr;
-    auto session = tls::Session::client(*ctx, {}, resume);
+    session = tls::Session::client(*ctx, {}, resume);
     if (!session) {
       connect_failed(ENOMEM);
       return;
     }
-    tls_ = std::make_unique<net::TlsTransport>(client_.loop(), *sock_, std::move(session));
-    tls_->set_on_failure([this] {
-      if (has_request_) fail(ErrorKind::kTls);
-    });
     tls_saved_ = false;
+  }
+  auto st = sock_->connect(client_.options().target.address,
+                           static_cast<uint32_t>(client_.options().connect_timeout_ms),
+                           std::move(session));
+  if (!st) connect_failed(st.error().code ? st.error().code : EIO);
+}
+
+void Connection::on_connected(net::ByteStream& s) {
+  if (&s != sock_) return;
+  const uint64_t now = clock::cached_ns();
+  if (setup_connect_ || measured_) client_.stats().connect.record(since(connect_start_ns_, now));
+  if (s.is_tls()) {
     handshake_start_ns_ = now;
-    sock_->start_recv();
     client_.loop().timers().schedule_after(timer_, client_.options().connect_timeout_ms);
-    net::TlsTransport* t = tls_.get();
-    const tls::Session::Status st = t->pump([](const uring::IoBuf& b) {
-      uring::StreamSocket::release(b);  // nothing can be decrypted before the server spoke
-    });
-    if (tls_.get() == t) tls_status(st);
+  }
+}
+
+void Connection::on_ready(net::ByteStream& s) {
+  if (&s != sock_) return;
+  if (s.is_tls()) {
+    tls_ready();
     return;
   }
   state_ = State::kReady;
-  sock_->start_recv();
   if (has_request_) {
     send_request();
   } else {
@@ -121,7 +114,7 @@ void Connection::tls_ready() {
   Stats& st = client_.stats();
   if (setup_connect_ || measured_) {
     st.tls_handshake.record(since(handshake_start_ns_, clock::cached_ns()));
-    if (tls_->session().resumed()) ++st.tls_resumed;
+    if (sock_->tls_session()->resumed()) ++st.tls_resumed;
   }
   state_ = State::kReady;
   if (has_request_) {
@@ -131,38 +124,18 @@ void Connection::tls_ready() {
   }
 }
 
-void Connection::tls_status(tls::Session::Status st) {
-  switch (st) {
-    case tls::Session::Status::kOk:
-    case tls::Session::Status::kWantInput:
-      if (tls_->take_handshake_done()) tls_ready();
-      return;
-    case tls::Session::Status::kClosed:
-      peer_closed();
-      return;
-    case tls::Session::Status::kError:
-      if (state_ == State::kConnecting) {
-        // Verification or protocol failure in the handshake: a resumption
-        // the server refused is forgotten.
-        if (client_.options().tls.resume) client_.tls_resume().reset();
-        if (has_request_) {
-          client_.loop().timers().cancel(timer_);
-          fail(ErrorKind::kTls);
-        } else {
-          ++client_.stats().setup_failures;
-          client_.stats().setup_errno = EPROTO;
-          client_.loop().timers().cancel(timer_);
-          drop_socket(true);
-          make_available(false);
-        }
-        return;
-      }
-      if (has_request_) {
-        fail(ErrorKind::kTls);
-      } else {
-        drop_socket(true);
-      }
-      return;
+void Connection::tls_failed() {
+  // Verification or protocol failure in the handshake: a resumption the
+  // server refused is forgotten.
+  if (client_.options().tls.resume) client_.tls_resume().reset();
+  client_.loop().timers().cancel(timer_);
+  if (has_request_) {
+    fail(ErrorKind::kTls);
+  } else {
+    ++client_.stats().setup_failures;
+    client_.stats().setup_errno = EPROTO;
+    drop_socket(true);
+    make_available(false);
   }
 }
 
@@ -190,7 +163,7 @@ void Connection::send_request() {
   sent_ns_ = clock::now_ns();
   const uring::IoBuf buf{reinterpret_cast<const uint8_t*>(req.data()),
                          static_cast<uint32_t>(req.size()), uring::BufferRing::kNoBuffer, nullptr};
-  if (tls_ ? !tls_->send(buf) : !sock_->send(buf)) {
+  if (!sock_->send(buf)) {
     fail(ErrorKind::kReset);
     return;
   }
@@ -202,23 +175,9 @@ void Connection::send_request() {
   }
 }
 
-void Connection::on_data(uring::StreamSocket& s, const uring::IoBuf& buf) {
+void Connection::on_data(net::ByteStream& s, const uring::IoBuf& buf) {
   if (&s != sock_) {
-    uring::StreamSocket::release(buf);
-    return;
-  }
-  if (tls_) {
-    dead_tls_.clear();
-    net::TlsTransport* t = tls_.get();
-    const tls::Session::Status st = t->on_ciphertext(buf, [this, t](const uring::IoBuf& plain) {
-      if (tls_.get() != t) {
-        uring::StreamSocket::release(plain);  // this connection let go of the socket meanwhile
-        return;
-      }
-      if (t->take_handshake_done()) tls_ready();
-      on_plain(plain);
-    });
-    if (tls_.get() == t) tls_status(st);
+    uring::StreamSocket::release(buf);  // this connection let go of that stream
     return;
   }
   on_plain(buf);
@@ -330,11 +289,12 @@ void Connection::consume(std::string_view in) {
 void Connection::finish() {
   const uint64_t now = clock::cached_ns();
   client_.loop().timers().cancel(timer_);
-  if (tls_ && !tls_saved_ && client_.options().tls.resume) {
+  if (tls::Session* t = sock_ ? sock_->tls_session() : nullptr;
+      t && !tls_saved_ && client_.options().tls.resume) {
     // Once per connection, after a whole response (TLS 1.3 tickets come
     // after the handshake): the next new connection offers it.
     tls_saved_ = true;
-    if (auto s = tls_->session().save()) client_.tls_resume() = std::move(s);
+    if (auto saved = t->save()) client_.tls_resume() = std::move(saved);
   }
   if (measured_) {
     Stats& st = client_.stats();
@@ -380,12 +340,8 @@ void Connection::abandon(ErrorKind kind) {
   if (has_request_) fail(kind);
 }
 
-void Connection::on_eof(uring::StreamSocket& s) {
+void Connection::on_eof(net::ByteStream& s) {
   if (&s != sock_) return;
-  if (tls_ && state_ == State::kConnecting) {
-    tls_status(tls::Session::Status::kError);  // closed during the handshake
-    return;
-  }
   peer_closed();
 }
 
@@ -401,8 +357,24 @@ void Connection::peer_closed() {
   }
 }
 
-void Connection::on_error(uring::StreamSocket& s, int) {
+void Connection::on_error(net::ByteStream& s, int err) {
   if (&s != sock_) return;
+  if (state_ == State::kConnecting) {
+    if (!s.connected()) {
+      connect_failed(err);
+    } else {
+      tls_failed();  // the handshake failed, or the server closed during it
+    }
+    return;
+  }
+  if (err == EPROTO) {  // TLS failed (or could not encrypt) on a ready connection
+    if (has_request_) {
+      fail(ErrorKind::kTls);
+    } else {
+      drop_socket(true);
+    }
+    return;
+  }
   if (has_request_) {
     fail(ErrorKind::kReset);
   } else {
@@ -410,17 +382,16 @@ void Connection::on_error(uring::StreamSocket& s, int) {
   }
 }
 
-void Connection::on_released(uring::StreamSocket& s) {
+void Connection::on_released(net::ByteStream& s) {
   EGW_ASSERT(&s != sock_);
   client_.sockets().destroy(&s);
 }
 
 void Connection::drop_socket(bool reset) {
   if (!sock_) return;
-  uring::StreamSocket* s = sock_;
+  net::ByteStream* s = sock_;
   sock_ = nullptr;
   state_ = State::kDisconnected;
-  if (tls_) dead_tls_.push_back(std::move(tls_));
   if (reset) {
     s->abort();
   } else {
@@ -453,7 +424,7 @@ void Connection::on_timer() {
     make_available(false);
     return;
   }
-  if (tls_ && state_ == State::kConnecting) {
+  if (sock_ && sock_->is_tls() && state_ == State::kConnecting) {
     // The TLS handshake took longer than --connect-timeout.
     if (has_request_) {
       fail(ErrorKind::kConnectTimeout);

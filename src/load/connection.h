@@ -23,7 +23,7 @@
 #include "proto/h1/body.h"
 #include "proto/h1/parser.h"
 #include "src/load/stats.h"
-#include "src/net/tls_transport.h"
+#include "src/net/byte_stream.h"
 #include "uring/stream_socket.h"
 #include "uring/timer_wheel.h"
 
@@ -31,7 +31,7 @@ namespace egw::load {
 
 class Client;
 
-class Connection final : public uring::StreamSocketHandler {
+class Connection final : public net::ByteStreamHandler {
  public:
   enum class State : uint8_t {
     kDisconnected,  // no socket; a request assigned now connects first
@@ -71,20 +71,21 @@ class Connection final : public uring::StreamSocketHandler {
   enum class Phase : uint8_t { kHead, kBody };
   static constexpr uint32_t kMaxHeaders = 100;
 
-  // StreamSocketHandler. A socket this connection already let go of only
-  // ever reports on_released().
-  void on_connected(uring::StreamSocket& s, int err) override;
-  void on_data(uring::StreamSocket& s, const uring::IoBuf& buf) override;
-  void on_eof(uring::StreamSocket& s) override;
-  void on_error(uring::StreamSocket& s, int err) override;
-  void on_sent(uring::StreamSocket&) override {}
-  void on_released(uring::StreamSocket& s) override;
+  // ByteStreamHandler. A stream this connection already let go of only
+  // ever reports on_released() (and data it still had, which is dropped).
+  void on_connected(net::ByteStream& s) override;
+  void on_ready(net::ByteStream& s) override;
+  void on_data(net::ByteStream& s, const uring::IoBuf& buf) override;
+  void on_eof(net::ByteStream& s) override;
+  void on_error(net::ByteStream& s, int err) override;
+  void on_sent(net::ByteStream&) override {}
+  void on_released(net::ByteStream& s) override;
 
   void connect();
   void connect_failed(int err);
-  // https: the handshake finished (the connection is ready), or its status.
+  // https: the handshake finished (the connection is ready), or failed.
   void tls_ready();
-  void tls_status(tls::Session::Status st);
+  void tls_failed();
   // Response bytes (plaintext), as on_data() gets them on a plain connection.
   void on_plain(const uring::IoBuf& buf);
   void peer_closed();
@@ -100,7 +101,7 @@ class Connection final : public uring::StreamSocketHandler {
   void on_timer();
 
   Client& client_;
-  uring::StreamSocket* sock_ = nullptr;
+  net::ByteStream* sock_ = nullptr;
   State state_ = State::kDisconnected;
   Phase phase_ = Phase::kHead;
   bool has_request_ = false;
@@ -124,11 +125,6 @@ class Connection final : public uring::StreamSocketHandler {
   std::unique_ptr<char[]> scratch_;
   uint32_t scratch_len_ = 0;
   uring::Timer timer_;  // request timeout, TLS handshake timeout, or the closed-loop back-off
-  // https: the TLS layer of the current socket. One that this connection let
-  // go of while it was delivering (a response ended the connection) waits in
-  // dead_tls_ until no call into it is in progress.
-  std::unique_ptr<net::TlsTransport> tls_;
-  std::vector<std::unique_ptr<net::TlsTransport>> dead_tls_;
   uint64_t handshake_start_ns_ = 0;
   bool tls_saved_ = false;
 };

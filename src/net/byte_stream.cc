@@ -25,6 +25,10 @@ Status ByteStream::connect(const SocketAddress& to, uint32_t timeout_ms,
 
 void ByteStream::start_recv() {
   sock_.start_recv();
+  if (tls_ && tls_->session().role() == tls::Session::Role::kClient && !tls_->handshake_done()) {
+    // The client speaks first: its ClientHello goes out now.
+    status(tls_->pump([this](const uring::IoBuf& p) { handler_.on_data(*this, p); }));
+  }
 }
 
 std::string_view ByteStream::alpn() const {
@@ -37,14 +41,16 @@ void ByteStream::on_connected(uring::StreamSocket&, int err) {
     handler_.on_error(*this, err);
     return;
   }
-  sock_.start_recv();
+  connected_ = true;
+  handler_.on_connected(*this);
+  if (sock_.closing()) return;
   if (!pending_tls_) {
+    sock_.start_recv();
     handler_.on_ready(*this);
     return;
   }
   attach_tls(std::move(pending_tls_));
-  // The client speaks first: its ClientHello goes out now.
-  status(tls_->pump([this](const uring::IoBuf& p) { handler_.on_data(*this, p); }));
+  start_recv();
 }
 
 bool ByteStream::send(const uring::IoBuf& b) {

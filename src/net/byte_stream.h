@@ -37,6 +37,9 @@ class ByteStream;
 
 class ByteStreamHandler {
  public:
+  // A connect() finished its TCP part (a TLS handshake follows when the
+  // stream has a session); for timing, nothing to act on.
+  virtual void on_connected(ByteStream&) {}
   // The stream carries plaintext from now on, once: a TLS stream's handshake
   // finished (alpn() says what was agreed), or a plain stream connected. A
   // plain stream opened on a connected socket is ready at once and never
@@ -68,7 +71,8 @@ class ByteStream final : private uring::StreamSocketHandler {
   ByteStream& operator=(const ByteStream&) = delete;
 
   // Adopts a connected socket, with `tls` (a server or client session) in
-  // front when given. Call start_recv() to begin.
+  // front when given. Call start_recv() to begin (a client session sends its
+  // ClientHello then).
   void open(UniqueFd fd, std::unique_ptr<tls::Session> tls = nullptr);
   // Connects (with a linked timeout), then runs the handshake of `tls`
   // (a client session) when given; reading starts by itself.
@@ -99,6 +103,8 @@ class ByteStream final : private uring::StreamSocketHandler {
   bool is_tls() const { return tls_ != nullptr; }
   tls::Session* tls_session() { return tls_ ? &tls_->session() : nullptr; }
   bool handshake_done() const { return !tls_ || tls_->handshake_done(); }
+  // A connect() got as far as TCP (a TLS stream may still be handshaking).
+  bool connected() const { return connected_; }
   std::string_view alpn() const;
   const std::string& error() const { return error_; }
   uring::StreamSocket& socket() { return sock_; }
@@ -126,6 +132,7 @@ class ByteStream final : private uring::StreamSocketHandler {
   std::string error_;
   bool shut_ = false;
   bool failed_ = false;
+  bool connected_ = false;
 };
 
 }  // namespace egw::net

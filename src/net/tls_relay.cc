@@ -17,32 +17,20 @@ TlsRelay::~TlsRelay() = default;
 void TlsRelay::open_a(UniqueFd fd, std::unique_ptr<tls::Session> session) {
   Side& a = sides_[0];
   last_activity_ms_ = loop_.now_ms();
-  a.sock.open(std::move(fd));
+  a.ready = session == nullptr;
+  a.stream.open(std::move(fd), std::move(session));
   a.open = true;
-  if (session) {
-    a.tls = std::make_unique<TlsTransport>(loop_, a.sock, std::move(session));
-    a.tls->set_on_failure([this] { fail(0, EPROTO, "encrypting failed"); });
-  } else {
-    a.ready = true;
-  }
-  a.sock.start_recv();
+  a.stream.start_recv();
 }
 
 void TlsRelay::open_b(UniqueFd fd, std::unique_ptr<tls::Session> session) {
   Side& b = sides_[1];
   last_activity_ms_ = loop_.now_ms();
-  b.sock.open(std::move(fd));
+  const bool plain = session == nullptr;
+  b.stream.open(std::move(fd), std::move(session));
   b.open = true;
-  b.sock.start_recv();
-  if (!session) {
-    became_ready(1);
-    return;
-  }
-  b.tls = std::make_unique<TlsTransport>(loop_, b.sock, std::move(session));
-  b.tls->set_on_failure([this] { fail(1, EPROTO, "encrypting failed"); });
-  // The ClientHello goes out now.
-  const tls::Session::Status st = b.tls->pump([this](const uring::IoBuf& p) { forward(1, p); });
-  handle_status(1, st);
+  b.stream.start_recv();  // a client session's ClientHello goes out now
+  if (plain) became_ready(1);
 }
 
 void TlsRelay::start(UniqueFd a, UniqueFd b) {
@@ -59,45 +47,24 @@ void TlsRelay::became_ready(int side) {
       send_to(1, pending_.take_front());
     if (sides_[0].eof && !sides_[0].eof_passed) pass_eof(0);
     Side& a = sides_[0];
-    if (a.sock.recv_paused() && !s.sock.send_full()) a.sock.resume_recv();
+    if (a.stream.recv_paused() && !s.stream.send_full()) a.stream.resume_recv();
   }
-  if (s.tls) handler_.on_tls_ready(*this, side);
+  if (s.stream.is_tls()) handler_.on_tls_ready(*this, side);
 }
 
-void TlsRelay::on_data(uring::StreamSocket& sock, const uring::IoBuf& buf) {
+void TlsRelay::on_ready(ByteStream& stream) {
+  became_ready(index(stream));
+}
+
+void TlsRelay::on_data(ByteStream& stream, const uring::IoBuf& buf) {
   last_activity_ms_ = loop_.now_ms();
-  const int i = index(sock);
-  Side& s = sides_[i];
+  const int i = index(stream);
   if (done_) {
     loop_.release(buf);
     return;
   }
-  if (!s.tls) {
-    s.bytes += buf.len;
-    forward(i, buf);
-    return;
-  }
-  const tls::Session::Status st = s.tls->on_ciphertext(buf, [this, i](const uring::IoBuf& plain) {
-    if (sides_[i].tls->take_handshake_done()) became_ready(i);
-    sides_[i].bytes += plain.len;
-    forward(i, plain);
-  });
-  if (s.tls->take_handshake_done()) became_ready(i);
-  handle_status(i, st);
-}
-
-void TlsRelay::handle_status(int side, tls::Session::Status st) {
-  switch (st) {
-    case tls::Session::Status::kOk:
-    case tls::Session::Status::kWantInput:
-      return;
-    case tls::Session::Status::kClosed:
-      side_eof(side);
-      return;
-    case tls::Session::Status::kError:
-      fail(side, EPROTO, sides_[side].tls->session().error());
-      return;
-  }
+  sides_[i].bytes += buf.len;
+  forward(i, buf);
 }
 
 void TlsRelay::forward(int from, const uring::IoBuf& plain) {
@@ -108,41 +75,30 @@ void TlsRelay::forward(int from, const uring::IoBuf& plain) {
   const int to = 1 - from;
   if (!sides_[to].open || !sides_[to].ready) {
     pending_.push_back(plain);
-    if (pending_.bytes() >= kMaxPending) sides_[from].sock.pause_recv();
+    if (pending_.bytes() >= kMaxPending) sides_[from].stream.pause_recv();
     return;
   }
   send_to(to, plain);
-  if (sides_[to].sock.send_full()) sides_[from].sock.pause_recv();
+  if (sides_[to].stream.send_full()) sides_[from].stream.pause_recv();
 }
 
 void TlsRelay::send_to(int to, const uring::IoBuf& plain) {
-  Side& s = sides_[to];
-  if (s.tls) {
-    if (!s.tls->send(plain)) fail(to, EPROTO, "encrypting failed");
-    return;
-  }
-  if (!s.sock.send(plain)) loop_.release(plain);
+  sides_[to].stream.send(plain);  // a stream that cannot send reports why
 }
 
-void TlsRelay::on_sent(uring::StreamSocket& sock) {
+void TlsRelay::on_sent(ByteStream& stream) {
   last_activity_ms_ = loop_.now_ms();
-  const int i = index(sock);
+  const int i = index(stream);
   Side& other = sides_[1 - i];
-  if (other.open && other.sock.recv_paused() && !sock.send_full() &&
+  if (other.open && other.stream.recv_paused() && !stream.send_full() &&
       pending_.bytes() < kMaxPending) {
-    other.sock.resume_recv();
+    other.stream.resume_recv();
   }
   check_done();
 }
 
-void TlsRelay::on_eof(uring::StreamSocket& sock) {
-  const int i = index(sock);
-  Side& s = sides_[i];
-  if (s.tls && !s.tls->handshake_done()) {
-    fail(i, ECONNRESET, "connection closed during the handshake");
-    return;
-  }
-  side_eof(i);
+void TlsRelay::on_eof(ByteStream& stream) {
+  side_eof(index(stream));
 }
 
 void TlsRelay::side_eof(int side) {
@@ -158,18 +114,17 @@ void TlsRelay::pass_eof(int from) {
   Side& s = sides_[from];
   Side& to = sides_[1 - from];
   s.eof_passed = true;
-  if (to.tls) to.tls->close_notify();
-  to.sock.shutdown_write();
+  to.stream.shutdown();
 }
 
 void TlsRelay::check_done() {
   const Side& a = sides_[0];
   const Side& b = sides_[1];
-  if (a.eof && b.eof && a.sock.send_idle() && b.sock.send_idle()) finish(0);
+  if (a.eof && b.eof && a.stream.send_idle() && b.stream.send_idle()) finish(0);
 }
 
-void TlsRelay::on_error(uring::StreamSocket& sock, int err) {
-  fail(index(sock), err, "");
+void TlsRelay::on_error(ByteStream& stream, int err) {
+  fail(index(stream), err, stream.error());
 }
 
 void TlsRelay::fail(int side, int err, std::string why) {
@@ -193,11 +148,11 @@ void TlsRelay::close() {
   closing_ = true;
   done_ = true;
   pending_.clear();
-  sides_[0].sock.close();
-  sides_[1].sock.close();
+  sides_[0].stream.close();
+  sides_[1].stream.close();
 }
 
-void TlsRelay::on_released(uring::StreamSocket&) {
+void TlsRelay::on_released(ByteStream&) {
   if (++released_ == 2) handler_.on_relay_released(*this);
 }
 

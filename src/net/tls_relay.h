@@ -1,11 +1,10 @@
 // TlsRelay: the L4 relay for sessions where either side speaks TLS that the
 // proxy terminates or originates (`tls` on a tcp listener, on its cluster,
-// or both). Side a is the client, side b the endpoint; each side is a
-// StreamSocket with an optional TlsTransport in front. Bytes move as
+// or both). Side a is the client, side b the endpoint. Bytes move as
 // plaintext between the two: decrypted from one side, encrypted to the other.
 //
-// Side a opens first (its handshake runs before any endpoint is chosen, so a
-// bad or slow handshake costs no upstream connection); the handler hears
+// Each side is a ByteStream (plain or TLS). Side a opens first (its handshake runs before any
+// endpoint is chosen, so a bad or slow handshake costs no upstream connection); the handler hears
 // on_tls_ready(a) and connects, then opens side b. Plaintext from a that
 // arrives before b is ready waits in a bounded queue (the client is paused
 // past kMaxPending).
@@ -19,7 +18,7 @@
 #include <memory>
 #include <string>
 
-#include "src/net/tls_transport.h"
+#include "src/net/byte_stream.h"
 #include "src/tls/session.h"
 #include "uring/io_queue.h"
 #include "uring/relay.h"
@@ -39,7 +38,7 @@ class TlsRelayHandler : public uring::RelayHandler {
   ~TlsRelayHandler() = default;
 };
 
-class TlsRelay final : public uring::Relay, private uring::StreamSocketHandler {
+class TlsRelay final : public uring::Relay, private ByteStreamHandler {
  public:
   static constexpr size_t kMaxPending = 64 * 1024;
 
@@ -63,9 +62,7 @@ class TlsRelay final : public uring::Relay, private uring::StreamSocketHandler {
   bool b_eof() const override { return sides_[1].eof; }
 
   // The TLS session of a side, or null.
-  tls::Session* session(int side) {
-    return sides_[side].tls ? &sides_[side].tls->session() : nullptr;
-  }
+  tls::Session* session(int side) { return sides_[side].stream.tls_session(); }
   bool ready(int side) const { return sides_[side].ready; }
   // After a failure: the side that failed (-1 none) and, for TLS, why.
   int failed_side() const { return failed_side_; }
@@ -73,9 +70,8 @@ class TlsRelay final : public uring::Relay, private uring::StreamSocketHandler {
 
  private:
   struct Side {
-    explicit Side(uring::EventLoop& loop, uring::StreamSocketHandler& h) : sock(loop, h) {}
-    uring::StreamSocket sock;
-    std::unique_ptr<TlsTransport> tls;
+    explicit Side(uring::EventLoop& loop, ByteStreamHandler& h) : stream(loop, h) {}
+    ByteStream stream;
     bool open = false;
     bool ready = false;  // carries plaintext (plain, or handshake done)
     bool eof = false;    // the peer finished sending
@@ -83,18 +79,17 @@ class TlsRelay final : public uring::Relay, private uring::StreamSocketHandler {
     uint64_t bytes = 0;  // plaintext received from this side
   };
 
-  int index(const uring::StreamSocket& s) const { return &s == &sides_[0].sock ? 0 : 1; }
-  void on_connected(uring::StreamSocket&, int) override {}
-  void on_data(uring::StreamSocket& s, const uring::IoBuf& buf) override;
-  void on_eof(uring::StreamSocket& s) override;
-  void on_error(uring::StreamSocket& s, int err) override;
-  void on_sent(uring::StreamSocket& s) override;
-  void on_released(uring::StreamSocket& s) override;
+  int index(const ByteStream& s) const { return &s == &sides_[0].stream ? 0 : 1; }
+  void on_ready(ByteStream& s) override;
+  void on_data(ByteStream& s, const uring::IoBuf& buf) override;
+  void on_eof(ByteStream& s) override;
+  void on_error(ByteStream& s, int err) override;
+  void on_sent(ByteStream& s) override;
+  void on_released(ByteStream& s) override;
 
   void became_ready(int side);
   void forward(int from, const uring::IoBuf& plain);
   void send_to(int to, const uring::IoBuf& plain);
-  void handle_status(int side, tls::Session::Status st);
   void side_eof(int side);
   void pass_eof(int from);
   void check_done();
