@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -61,7 +62,7 @@ std::optional<SocketAddress> SocketAddress::peer_of(int fd) {
   SocketAddress a;
   socklen_t len = sizeof(a.storage_);
   if (::getpeername(fd, a.get_mut(), &len) != 0) return std::nullopt;
-  a.len_ = len;
+  a.len_ = std::min<socklen_t>(len, sizeof(a.storage_));  // a Unix path is cut
   return a;
 }
 
@@ -69,7 +70,7 @@ std::optional<SocketAddress> SocketAddress::local_of(int fd) {
   SocketAddress a;
   socklen_t len = sizeof(a.storage_);
   if (::getsockname(fd, a.get_mut(), &len) != 0) return std::nullopt;
-  a.len_ = len;
+  a.len_ = std::min<socklen_t>(len, sizeof(a.storage_));
   return a;
 }
 

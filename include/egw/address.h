@@ -1,5 +1,6 @@
-// SocketAddress: an IPv4 or IPv6 (or Unix) socket address, parsed from and
-// printed as "127.0.0.1:9000" / "[::1]:9000".
+// SocketAddress: an IPv4 or IPv6 socket address, parsed from and printed as
+// "127.0.0.1:9000" / "[::1]:9000". 32 bytes (every session keeps its peer's):
+// a Unix socket's address keeps only its family ("unix").
 #pragma once
 
 #include <netinet/in.h>
@@ -26,7 +27,7 @@ class SocketAddress {
   const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage_); }
   sockaddr* get_mut() { return reinterpret_cast<sockaddr*>(&storage_); }
   socklen_t len() const { return len_; }
-  int family() const { return storage_.ss_family; }
+  int family() const { return storage_.sa.sa_family; }
   uint16_t port() const;
   void set_port(uint16_t port);
   bool valid() const { return len_ != 0; }
@@ -41,7 +42,12 @@ class SocketAddress {
   bool operator==(const SocketAddress& o) const;
 
  private:
-  sockaddr_storage storage_{};
+  union Storage {
+    sockaddr sa;
+    sockaddr_in in4;
+    sockaddr_in6 in6;
+  };
+  Storage storage_{};
   socklen_t len_ = 0;
 };
 

@@ -57,8 +57,7 @@ H1Session::H1Session(server::Worker& worker, server::WorkerSnapshot& snap, size_
       snap_(snap),
       listener_(*snap.http_listeners[listener]),
       client_(worker.loop(), *this),
-      in_(worker.loop()),
-      head_buf_(worker.loop()) {
+      in_(worker.loop()) {
   if (auto p = SocketAddress::peer_of(client.get())) peer_ = *p;
   hash_ = upstream::hash_client(peer_);
   timer_.set_callback([this] { on_timer(); });
@@ -156,29 +155,29 @@ void H1Session::parse_head() {
     set_state(State::kHead);
     arm_timer(http.request_timeout_ms);
   }
-  if (!parser_) {
-    header_block_ = worker_.header_blocks().create();
-    if (!header_block_) {
+  if (!rq_) {
+    rq_ = worker_.h1_requests().create(worker_.loop());
+    if (!rq_) {
       send_error(503, true);
       return;
     }
     h1::Limits limits;
     limits.max_request_line = http.max_request_line_bytes;
     limits.max_head_bytes = http.max_header_bytes;
-    limits.max_headers = std::min(http.max_headers, upstream::HeaderBlock::kCapacity);
-    parser_.emplace(limits, std::span<h1::Header>(header_block_->headers));
+    limits.max_headers = std::min(http.max_headers, H1Request::kMaxHeaders);
+    rq_->parser.emplace(limits, std::span<h1::Header>(rq_->headers));
   }
   bool full = false;
-  const std::string_view view = head_buf_.gather(in_, &full);
+  const std::string_view view = rq_->head_buf.gather(in_, &full);
   if (view.empty()) {
     if (!full) send_error(503, true);  // no chunk to assemble the head in
     return;
   }
-  const h1::ParseStatus st = parser_->parse(view);
+  const h1::ParseStatus st = rq_->parser->parse(view);
   if (st == h1::ParseStatus::kError) {
-    const int status = h1::http_status(parser_->error());
+    const int status = h1::http_status(rq_->parser->error());
     EGW_LOG(debug, "client {}: request rejected ({}): {}", peer_.to_string(), status,
-            h1::to_string(parser_->error()));
+            h1::to_string(rq_->parser->error()));
     send_error(static_cast<uint16_t>(status ? status : 400), true);
     return;
   }
@@ -186,12 +185,12 @@ void H1Session::parse_head() {
     if (full) send_error(431, true);
     return;
   }
-  head_mem_ = head_buf_.finish(in_, parser_->head_size());
+  rq_->head_mem = rq_->head_buf.finish(in_, rq_->parser->head_size());
   begin_exchange();
 }
 
 void H1Session::begin_exchange() {
-  const h1::RequestHead& head = parser_->head();
+  const h1::RequestHead& head = rq_->parser->head();
   const config::HttpConfig& http = listener_.config->http;
   worker_.stats().http_requests.fetch_add(1, std::memory_order_relaxed);
   record(stats::Phase::kAcceptToHeaders, head_start_ns_);
@@ -201,7 +200,7 @@ void H1Session::begin_exchange() {
   client_minor_ = head.version_minor;
   client_keep_alive_ = head.keep_alive;
   close_after_ = !client_keep_alive_;
-  req_body_.start(head.body, head.content_length);
+  rq_->body.start(head.body, head.content_length);
   req_done_ = head.body == h1::BodyKind::kNone;
   resp_started_ = resp_done_ = trailers_sent_ = false;
   set_state(State::kExchange);
@@ -214,7 +213,7 @@ void H1Session::begin_exchange() {
   // request whose framing is broken in its first packet (the usual shape of
   // a smuggling attempt) is refused without the backend seeing any of it.
   if (!req_done_ && !in_.empty()) {
-    h1::BodyDecoder probe = req_body_;
+    h1::BodyDecoder probe = rq_->body;
     bool bad = false;
     uint64_t total = 0;
     in_.for_each([&](const IoBuf& b) {
@@ -259,7 +258,7 @@ void H1Session::pump_request_body() {
   while (!req_done_ && ex_ && ex_->body_room()) {
     if (in_.empty()) {
       // A Content-Length body that ended exactly at a buffer's end.
-      const auto step = req_body_.feed({});
+      const auto step = rq_->body.feed({});
       if (step.kind == h1::BodyDecoder::Step::kDone) {
         req_done_ = true;
         ex_->request_end({});
@@ -267,7 +266,7 @@ void H1Session::pump_request_body() {
       break;
     }
     const IoBuf& f = in_.front();
-    const auto step = req_body_.feed({reinterpret_cast<const char*>(f.data), f.len});
+    const auto step = rq_->body.feed({reinterpret_cast<const char*>(f.data), f.len});
     switch (step.kind) {
       case h1::BodyDecoder::Step::kData: {
         const auto off =
@@ -278,7 +277,7 @@ void H1Session::pump_request_body() {
         break;
       }
       case h1::BodyDecoder::Step::kTrailer: {
-        const bool kept = req_trailers_.append(loop, step.data);
+        const bool kept = rq_->trailers.append(loop, step.data);
         in_.drop(step.consumed);
         if (!kept) {
           send_error(431, true);
@@ -293,8 +292,8 @@ void H1Session::pump_request_body() {
         in_.drop(step.consumed);
         req_done_ = true;
         bool ok = true;
-        if (!req_trailers_.empty()) {
-          ok = req_trailers_.deliver([this](std::span<const ph::Field> t) { ex_->request_end(t); });
+        if (!rq_->trailers.empty()) {
+          ok = rq_->trailers.deliver([this](std::span<const ph::Field> t) { ex_->request_end(t); });
         } else {
           ex_->request_end({});
         }
@@ -306,7 +305,7 @@ void H1Session::pump_request_body() {
       }
       case h1::BodyDecoder::Step::kError:
         EGW_LOG(debug, "client {}: bad request body: {}", peer_.to_string(),
-                h1::to_string(req_body_.error()));
+                h1::to_string(rq_->body.error()));
         send_error(400, true);
         return;
     }
@@ -448,8 +447,8 @@ void H1Session::respond_local(const config::RouteConfig& route) {
   }
   // Bodies the client may not have sent yet are not read for a local
   // answer: close after it instead of draining an arbitrary body.
-  if (!req_done_ && (parser_->head().body == h1::BodyKind::kChunked ||
-                     parser_->head().content_length > kMaxBuffered)) {
+  if (!req_done_ && (rq_->parser->head().body == h1::BodyKind::kChunked ||
+                     rq_->parser->head().content_length > kMaxBuffered)) {
     close_after_ = true;
   }
   const bool head_request = method_ == h1::Method::kHead;
@@ -487,9 +486,10 @@ void H1Session::respond_error(uint16_t status) {
 }
 
 void H1Session::discard_request_body() {
+  if (!rq_) req_done_ = true;  // nothing was read of it
   while (!req_done_ && !in_.empty()) {
     const IoBuf& f = in_.front();
-    const auto step = req_body_.feed({reinterpret_cast<const char*>(f.data), f.len});
+    const auto step = rq_->body.feed({reinterpret_cast<const char*>(f.data), f.len});
     in_.drop(step.consumed);
     if (step.kind == h1::BodyDecoder::Step::kDone) req_done_ = true;
     if (step.kind == h1::BodyDecoder::Step::kError) {
@@ -497,10 +497,10 @@ void H1Session::discard_request_body() {
       req_done_ = true;
     }
   }
-  if (!req_done_ && in_.empty() && req_body_.feed({}).kind == h1::BodyDecoder::Step::kDone) {
+  if (!req_done_ && in_.empty() && rq_->body.feed({}).kind == h1::BodyDecoder::Step::kDone) {
     req_done_ = true;
   }
-  req_trailers_.reset();
+  if (rq_) rq_->trailers.reset();
   if (req_done_ && resp_done_ && state_ == State::kLocal) finish_exchange();
 }
 
@@ -539,16 +539,12 @@ void H1Session::drop_request_state() {
     ex_ = nullptr;
     worker_.exchanges().destroy(ex);  // the upstream goes back to its pool when clean
   }
-  auto& loop = worker_.loop();
-  loop.release(head_mem_);
-  head_mem_ = IoBuf{};
-  parser_.reset();
-  if (header_block_) {
-    worker_.header_blocks().destroy(header_block_);
-    header_block_ = nullptr;
+  if (rq_) {
+    worker_.loop().release(rq_->head_mem);
+    rq_->head_buf.reset();
+    worker_.h1_requests().destroy(rq_);
+    rq_ = nullptr;
   }
-  head_buf_.reset();
-  req_trailers_.reset();
 }
 
 void H1Session::finish_exchange() {

@@ -23,6 +23,7 @@
 // 502, 503, 504) and counted.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -46,11 +47,22 @@ class Worker;
 struct WorkerSnapshot;
 }  // namespace egw::server
 
-namespace egw::upstream {
-struct HeaderBlock;
-}
-
 namespace egw::downstream {
+
+// What one request holds while it is read and forwarded: header storage, the
+// parser, the body decoder. Taken from a worker slab when the request's
+// first byte arrives, given back when its response is out: an idle
+// connection holds none.
+struct H1Request {
+  static constexpr uint32_t kMaxHeaders = 256;
+  explicit H1Request(uring::EventLoop& loop) : head_buf(loop) {}
+  std::array<proto::h1::Header, kMaxHeaders> headers;
+  std::optional<proto::h1::RequestParser> parser;
+  proto::h1::BodyDecoder body;
+  http::TrailerCollector trailers;
+  http::HeadBuffer head_buf;  // a head that spans receive buffers, made contiguous
+  uring::IoBuf head_mem;      // keeps the parsed head's views alive
+};
 
 class H1Session final : public Session, private net::ByteStreamHandler, private proxy::Downstream {
  public:
@@ -120,15 +132,9 @@ class H1Session final : public Session, private net::ByteStreamHandler, private 
   SocketAddress peer_;
   uint64_t hash_ = 0;
   uring::IoQueue in_;
-  http::HeadBuffer head_buf_;
   uring::Timer timer_;
-  // The current request.
-  upstream::HeaderBlock* header_block_ = nullptr;
-  std::optional<proto::h1::RequestParser> parser_;
-  uring::IoBuf head_mem_;  // keeps the parsed head's views alive
+  H1Request* rq_ = nullptr;  // the current request
   proxy::Exchange* ex_ = nullptr;
-  proto::h1::BodyDecoder req_body_;
-  http::TrailerCollector req_trailers_;
   State state_ = State::kIdle;
   proto::h1::Method method_ = proto::h1::Method::kGet;
   http::Framing resp_framing_ = http::Framing::kNone;

@@ -122,7 +122,7 @@ void ByteStream::status(tls::Session::Status st) {
 void ByteStream::fail(int err, std::string why) {
   if (failed_) return;
   failed_ = true;
-  error_ = std::move(why);
+  if (tls_) tls_->error() = std::move(why);
   handler_.on_error(*this, err);
 }
 

@@ -106,7 +106,10 @@ class ByteStream final : private uring::StreamSocketHandler {
   // A connect() got as far as TCP (a TLS stream may still be handshaking).
   bool connected() const { return connected_; }
   std::string_view alpn() const;
-  const std::string& error() const { return error_; }
+  // Why a TLS stream failed; empty otherwise.
+  std::string_view error() const {
+    return tls_ ? std::string_view(tls_->error()) : std::string_view();
+  }
   uring::StreamSocket& socket() { return sock_; }
   const uring::StreamSocket& socket() const { return sock_; }
 
@@ -129,7 +132,6 @@ class ByteStream final : private uring::StreamSocketHandler {
   uring::StreamSocket sock_;
   std::unique_ptr<TlsTransport> tls_;
   std::unique_ptr<tls::Session> pending_tls_;  // a client session waiting for the connect
-  std::string error_;
   bool shut_ = false;
   bool failed_ = false;
   bool connected_ = false;

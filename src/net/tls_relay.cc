@@ -124,7 +124,7 @@ void TlsRelay::check_done() {
 }
 
 void TlsRelay::on_error(ByteStream& stream, int err) {
-  fail(index(stream), err, stream.error());
+  fail(index(stream), err, std::string(stream.error()));
 }
 
 void TlsRelay::fail(int side, int err, std::string why) {

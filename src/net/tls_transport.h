@@ -10,6 +10,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "egw/inline_function.h"
 #include "src/tls/session.h"
@@ -81,6 +82,9 @@ class TlsTransport final : private uring::Flushable {
   }
 
   tls::Session& session() { return *session_; }
+  // Why the stream over this transport failed (kept by its ByteStream).
+  std::string& error() { return error_; }
+  const std::string& error() const { return error_; }
   bool handshake_done() const { return session_->handshake_done(); }
 
  private:
@@ -99,6 +103,7 @@ class TlsTransport final : private uring::Flushable {
   uring::Chunk* out_chunk_ = nullptr;  // ciphertext being sent
   uring::IoQueue pending_;             // plaintext waiting for flush()
   FailFn on_failure_;
+  std::string error_;
   bool just_done_ = false;
   bool failed_ = false;
 };

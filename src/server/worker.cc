@@ -52,6 +52,7 @@ void Worker::run(RuntimePtr rt) {
   sessions_ = std::make_unique<SlabPool<downstream::TcpSession>>(256, g.max_sessions);
   http_sessions_ = std::make_unique<SlabPool<downstream::H1Session>>(256, g.max_sessions);
   exchanges_ = std::make_unique<SlabPool<proxy::Exchange>>(256, g.max_sessions);
+  h1_requests_ = std::make_unique<SlabPool<downstream::H1Request>>(16, g.max_sessions);
   header_blocks_ = std::make_unique<SlabPool<upstream::HeaderBlock>>(16);
   http_connections_ = std::make_unique<SlabPool<upstream::HttpConnection>>(256);
   uring::Mailbox mailbox(*loop_);
@@ -79,6 +80,7 @@ void Worker::run(RuntimePtr rt) {
   sessions_.reset();
   http_sessions_.reset();
   exchanges_.reset();
+  h1_requests_.reset();
   http_connections_.reset();
   header_blocks_.reset();
   pipes_.reset();

@@ -91,6 +91,7 @@ class Worker final : public upstream::Context {
   void session_ended(downstream::H1Session& s, WorkerSnapshot& snap);
   SlabPool<upstream::HeaderBlock>& header_blocks() { return *header_blocks_; }
   SlabPool<proxy::Exchange>& exchanges() { return *exchanges_; }
+  SlabPool<downstream::H1Request>& h1_requests() { return *h1_requests_; }
   upstream::Pool& http_pool(const std::shared_ptr<upstream::EndpointState>& ep) override;
   upstream::HttpConnection* new_http_connection(std::shared_ptr<upstream::EndpointState> ep,
                                                 upstream::Pool* pool) override;
@@ -129,6 +130,7 @@ class Worker final : public upstream::Context {
   std::unique_ptr<SlabPool<downstream::TcpSession>> sessions_;
   std::unique_ptr<SlabPool<downstream::H1Session>> http_sessions_;
   std::unique_ptr<SlabPool<proxy::Exchange>> exchanges_;
+  std::unique_ptr<SlabPool<downstream::H1Request>> h1_requests_;
   std::unique_ptr<SlabPool<upstream::HeaderBlock>> header_blocks_;
   std::unique_ptr<SlabPool<upstream::HttpConnection>> http_connections_;
   std::map<const upstream::EndpointState*, std::unique_ptr<upstream::Pool>> http_pools_;

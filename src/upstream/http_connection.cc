@@ -364,7 +364,8 @@ void HttpConnection::on_error(net::ByteStream&, int err) {
     // The handshake failed (or the endpoint closed during it): reported as
     // EPROTO with the reason; a rejected resumption must not poison the
     // next connections.
-    tls_error_ = sock_.error().empty() ? std::strerror(err) : sock_.error();
+    tls_error_ =
+        sock_.error().empty() ? std::string(std::strerror(err)) : std::string(sock_.error());
     if (resume_offered_ && pool_) pool_->tls_resume.reset();
     err = EPROTO;
   } else if (err == EPROTO) {
