@@ -102,11 +102,11 @@ class Proc:
                 self.p.wait()
 
 
-def start_egw(config_text, cpu, workdir):
-    path = os.path.join(workdir, "egw.toml")
+def start_egw(config_text, cpu, workdir, binary=EGW, name="egw.toml"):
+    path = os.path.join(workdir, name)
     with open(path, "w") as f:
         f.write(config_text)
-    proc = Proc([EGW, "-c", path, "--workers", "1", "--log-level", "info"], cpu=cpu)
+    proc = Proc([binary, "-c", path, "--workers", "1", "--log-level", "info"], cpu=cpu)
     return proc
 
 

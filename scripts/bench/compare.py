@@ -17,7 +17,11 @@ scenario (gnuplot) into --out.
 
   scripts/bench/compare.py [--rounds 3] [--seconds 5] [--rate 10000]
                            [--scenarios small,small16,small256,64k,1m,newconn,https,l4]
-                           [--out DIR]
+                           [--baseline BINARY] [--only-egw] [--out DIR]
+
+--baseline runs a second ExpressGateway from BINARY (an earlier build) as
+one more target in the same interleaved rounds, for before/after figures;
+--only-egw leaves HAProxy and nginx out.
 """
 import argparse
 import json
@@ -251,7 +255,7 @@ def measure(args, target, scen, rate, outdir, round_no, perf):
     pid = target.worker_pid
     # Throughput and CPU, with nothing attached to the proxy.
     cpu0 = tree_cpu_ns(pid) if pid else 0
-    eg0 = egw_counters(target) if target.name == "ExpressGateway" else None
+    eg0 = egw_counters(target) if target.name.startswith("ExpressGateway") else None
     n, rps, mbs, failures = run_wrk(args, url, conns, header)
     cpu1 = tree_cpu_ns(pid) if pid else 0
     eg = None
@@ -325,6 +329,8 @@ def main():
     ap.add_argument("--proxy-cpu", type=int, default=1)
     ap.add_argument("--client-cpu", type=int, default=0)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--baseline", default=None, help="an earlier expressgateway binary")
+    ap.add_argument("--only-egw", action="store_true", help="leave HAProxy and nginx out")
     args = ap.parse_args()
     outdir = args.out or os.path.join("bench-out", time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(outdir, exist_ok=True)
@@ -351,27 +357,38 @@ def main():
         procs.append(e)
         wait_port(hp, proc=e)
         targets.append(Target("ExpressGateway", hp, lp, tp, e, e.pid))
-        hp, lp, tp = free_port(), free_port(), free_port()
-        h = start_haproxy(haproxy_conf(hp, lp, origin_port, tp, wd), args.proxy_cpu, wd)
-        procs.append(h)
-        wait_port(hp, proc=h)
-        targets.append(Target("HAProxy", hp, lp, tp, h, h.pid))
-        hp, lp, tp = free_port(), free_port(), free_port()
-        nwd = os.path.join(wd, "nginx-proxy")
-        os.makedirs(nwd)
-        n = start_nginx(nginx_proxy_conf(hp, lp, origin_port, nwd, tp, wd), args.proxy_cpu, nwd)
-        procs.append(n)
-        wait_port(hp, proc=n)
-        time.sleep(0.5)
-        workers = children(n.pid)
-        targets.append(Target("nginx", hp, lp, tp, n, workers[0] if workers else n.pid))
+        if args.baseline:
+            hp, lp, tp = free_port(), free_port(), free_port()
+            b = start_egw(egw_conf(hp, lp, origin_port, tp, wd), args.proxy_cpu, wd,
+                          binary=args.baseline, name="egw-baseline.toml")
+            procs.append(b)
+            wait_port(hp, proc=b)
+            targets.append(Target("ExpressGateway (baseline)", hp, lp, tp, b, b.pid))
+        if not args.only_egw:
+            hp, lp, tp = free_port(), free_port(), free_port()
+            h = start_haproxy(haproxy_conf(hp, lp, origin_port, tp, wd), args.proxy_cpu, wd)
+            procs.append(h)
+            wait_port(hp, proc=h)
+            targets.append(Target("HAProxy", hp, lp, tp, h, h.pid))
+            hp, lp, tp = free_port(), free_port(), free_port()
+            nwd = os.path.join(wd, "nginx-proxy")
+            os.makedirs(nwd)
+            n = start_nginx(nginx_proxy_conf(hp, lp, origin_port, nwd, tp, wd), args.proxy_cpu,
+                            nwd)
+            procs.append(n)
+            wait_port(hp, proc=n)
+            time.sleep(0.5)
+            workers = children(n.pid)
+            targets.append(Target("nginx", hp, lp, tp, n, workers[0] if workers else n.pid))
         perf = perf_available()
         report = [f"# Side by side ({time.strftime('%Y-%m-%d %H:%M')}): one proxy worker on CPU "
                   f"{args.proxy_cpu}; wrk, expressgateway-load and the nginx origin on CPU "
                   f"{args.client_cpu}; {args.rounds} interleaved rounds of {args.seconds} s, "
                   f"medians.\n",
                   f"Command: `scripts/bench/compare.py --rounds {args.rounds} --seconds "
-                  f"{args.seconds} --rate {int(args.rate)} --scenarios {args.scenarios}`\n"]
+                  f"{args.seconds} --rate {int(args.rate)} --scenarios {args.scenarios}"
+                  f"{' --baseline BINARY' if args.baseline else ''}"
+                  f"{' --only-egw' if args.only_egw else ''}`\n"]
         if not perf:
             report.append("(perf cannot count raw_syscalls here: the syscall column is empty.)\n")
         for scen in args.scenarios.split(","):
@@ -390,7 +407,10 @@ def main():
                                          f"{run['lat_errors']} load generator errors: not reporting")
             med = lambda name, key: statistics.median(x[key] for x in results[name])
             direct = med("direct", "rps")
-            hap = med("HAProxy", "rps")
+            ref = "HAProxy" if "HAProxy" in results else "ExpressGateway (baseline)"
+            if ref not in results:
+                ref = "direct"
+            hap = med(ref, "rps")
             rows = []
             for name in results:
                 rps = med(name, "rps")
@@ -420,7 +440,7 @@ def main():
                      "l4": "L4 TCP proxying of HTTP/1.1 keep-alive, 100-byte responses"}[scen]
             report.append(f"## {title} (wrk -c{conns}; latency: open loop at {int(rate)} req/s, "
                           f"c{conns})\n")
-            report.append(md_table(["target", "req/s", "MB/s", "x direct", "x HAProxy", "p50 ms",
+            report.append(md_table(["target", "req/s", "MB/s", "x direct", f"x {ref}", "p50 ms",
                                     "p99 ms", "p99.9 ms", "proxy CPU us/req", "syscalls/req",
                                     "engine SQE/CQE/enter per req"], rows))
             if png:

@@ -64,6 +64,10 @@ class ByteStream final : private uring::StreamSocketHandler {
   // Plaintext waiting to be encrypted before the stream counts as full (the
   // ciphertext then queues on the socket, which has its own watermark).
   static constexpr size_t kMaxTlsPending = 256 * 1024;
+  // A TLS stream's socket counts as full at half the plain watermark: its
+  // queue holds whole worker chunks of ciphertext, not slices of receive
+  // buffers, so each queued byte is memory of its own.
+  static constexpr size_t kMaxTlsQueued = 128 * 1024;
 
   ByteStream(uring::EventLoop& loop, ByteStreamHandler& handler);
   ~ByteStream();
@@ -87,7 +91,8 @@ class ByteStream final : private uring::StreamSocketHandler {
   // stream cannot send any more (closing, shut, failed): `b` is released.
   bool send(const uring::IoBuf& b);
   bool send_full() const {
-    return sock_.send_full() || (tls_ && tls_->pending_bytes() >= kMaxTlsPending);
+    return sock_.send_full() || (tls_ && (tls_->pending_bytes() >= kMaxTlsPending ||
+                                          sock_.queued_bytes() >= kMaxTlsQueued));
   }
   bool send_idle() const { return sock_.send_idle() && (!tls_ || tls_->pending_bytes() == 0); }
   bool write_shut() const { return shut_; }

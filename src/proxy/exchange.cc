@@ -7,6 +7,7 @@
 #include "src/route/path.h"
 #include "src/route/router.h"
 #include "src/upstream/endpoint.h"
+#include "src/upstream/pool.h"
 
 namespace egw::proxy {
 
@@ -34,6 +35,13 @@ Exchange::Exchange(upstream::Context& ctx, const ListenerView& listener, Downstr
                    const Client& client)
     : ctx_(ctx), listener_(listener), down_(down), client_(client), attempt_(ctx, *this) {
   timer_.set_callback([this] { on_timer(); });
+}
+
+void Exchange::set_state(State s) {
+  if (s == state_) return;
+  EGW_LOG(trace, "exchange {}: {} -> {}", client_.peer->to_string(), to_string(state_),
+          to_string(s));
+  state_ = s;
 }
 
 Exchange::~Exchange() {
@@ -95,7 +103,7 @@ void Exchange::start(const ph::RequestHead& req, uint64_t head_start_ns, uint64_
     return;
   }
   if (route_ && route_->respond) {
-    state_ = State::kDone;
+    set_state(State::kDone);
     down_.respond_local(*route_);
     return;
   }
@@ -111,7 +119,7 @@ void Exchange::start(const ph::RequestHead& req, uint64_t head_start_ns, uint64_
 // --- upstream selection --------------------------------------------------------------
 
 void Exchange::on_queued() {
-  state_ = State::kQueued;
+  set_state(State::kQueued);
   arm_timer(cluster_config().queue_timeout_ms);
 }
 
@@ -126,10 +134,10 @@ void Exchange::on_picked(int endpoint) {
 }
 
 void Exchange::connect_to(int endpoint) {
-  state_ = State::kConnecting;
+  set_state(State::kConnecting);
   const auto& ep_ptr = cluster_->cluster.endpoint_ptr(static_cast<size_t>(endpoint));
   ep_ptr->sessions.fetch_add(1, std::memory_order_relaxed);
-  upstream::Pool& pool = ctx_.http_pool(ep_ptr);
+  upstream::Pool& pool = ctx_.http_pool(ep_ptr, cluster_->tls);
   if (upstream::HttpConnection* c = pool.checkout()) {
     ctx_.stats().upstream_reused.fetch_add(1, std::memory_order_relaxed);
     up_ = c;
@@ -188,7 +196,7 @@ void Exchange::on_upstream_connected(upstream::HttpConnection& c, int err) {
 }
 
 void Exchange::send_request() {
-  state_ = State::kExchange;
+  set_state(State::kExchange);
   http::RequestContext rc;
   const config::ListenerConfig& lc = *listener_.config;
   rc.http = &lc.http;
@@ -291,7 +299,7 @@ void Exchange::on_response_head(upstream::HttpConnection& c, const ph::ResponseH
   record(stats::Phase::kTimeToFirstByte, headers_ns_, true, true);
   if (tunnel) {
     if (h.status != 101) c.set_tunnel();
-    state_ = State::kTunnel;
+    set_state(State::kTunnel);
     ctx_.stats().tunnels.fetch_add(1, std::memory_order_relaxed);
     attempt_.release();  // a tunnel is not a request in flight
     req_done_ = true;
@@ -320,7 +328,7 @@ void Exchange::on_response_trailers(upstream::HttpConnection& c,
 void Exchange::on_response_end(upstream::HttpConnection& c) {
   if (&c != up_) return;
   resp_done_ = true;
-  state_ = State::kDone;
+  set_state(State::kDone);
   ctx_.loop().timers().cancel(timer_);
   record(stats::Phase::kTotal, head_start_ns_, true, true);
   down_.response_end();
@@ -362,7 +370,7 @@ void Exchange::fail(uint16_t status) {
   attempt_.release();
   attempt_.leave_queue();
   ctx_.loop().timers().cancel(timer_);
-  state_ = State::kDone;
+  set_state(State::kDone);
   if (resp_started_) {
     down_.reset();
     return;

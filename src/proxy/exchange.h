@@ -144,6 +144,7 @@ class Exchange final : private upstream::Attempt::Handler, private upstream::Htt
   void on_upstream_error(upstream::HttpConnection& c, upstream::HttpError e, int err) override;
   void on_upstream_sent(upstream::HttpConnection& c) override;
 
+  void set_state(State s);
   void connect_to(int endpoint);
   void send_request();
   void fail(uint16_t status);  // before the response: close upstream, answer `status`

@@ -253,8 +253,9 @@ void Worker::session_destroyed(WorkerSnapshot& snap) {
   maybe_finish();
 }
 
-upstream::Pool& Worker::http_pool(const std::shared_ptr<upstream::EndpointState>& ep) {
-  auto& p = http_pools_[ep.get()];
+upstream::Pool& Worker::http_pool(const std::shared_ptr<upstream::EndpointState>& ep,
+                                  const tls::ClientContext* tls) {
+  auto& p = http_pools_[{ep.get(), tls}];
   if (!p) p = std::make_unique<upstream::Pool>(*loop_);
   return *p;
 }

@@ -26,6 +26,7 @@
 #include "src/upstream/context.h"
 #include "src/upstream/health_check.h"
 #include "src/upstream/http_connection.h"
+#include "src/upstream/pool.h"
 #include "src/upstream/worker_cluster.h"
 #include "uring/acceptor.h"
 #include "uring/event_loop.h"
@@ -92,7 +93,8 @@ class Worker final : public upstream::Context {
   SlabPool<upstream::HeaderBlock>& header_blocks() { return *header_blocks_; }
   SlabPool<proxy::Exchange>& exchanges() { return *exchanges_; }
   SlabPool<downstream::H1Request>& h1_requests() { return *h1_requests_; }
-  upstream::Pool& http_pool(const std::shared_ptr<upstream::EndpointState>& ep) override;
+  upstream::Pool& http_pool(const std::shared_ptr<upstream::EndpointState>& ep,
+                            const tls::ClientContext* tls) override;
   upstream::HttpConnection* new_http_connection(std::shared_ptr<upstream::EndpointState> ep,
                                                 upstream::Pool* pool) override;
   void slot_freed(WorkerCluster& wc) override;
@@ -133,7 +135,12 @@ class Worker final : public upstream::Context {
   std::unique_ptr<SlabPool<downstream::H1Request>> h1_requests_;
   std::unique_ptr<SlabPool<upstream::HeaderBlock>> header_blocks_;
   std::unique_ptr<SlabPool<upstream::HttpConnection>> http_connections_;
-  std::map<const upstream::EndpointState*, std::unique_ptr<upstream::Pool>> http_pools_;
+  // By endpoint and TLS client context. Keys never go stale while a pool
+  // holds connections: each holds its endpoint and its TLS session holds
+  // its context.
+  std::map<std::pair<const upstream::EndpointState*, const tls::ClientContext*>,
+           std::unique_ptr<upstream::Pool>>
+      http_pools_;
   std::map<std::string, std::unique_ptr<stats::PhaseLatency>> listener_latency_;
   std::map<std::string, std::unique_ptr<stats::PhaseLatency>> cluster_latency_;
   IntrusiveList<downstream::Session, &downstream::Session::worker_node_> live_;

@@ -8,6 +8,10 @@
 #include "src/stats/counters.h"
 #include "uring/event_loop.h"
 
+namespace egw::tls {
+class ClientContext;
+}
+
 namespace egw::upstream {
 
 class EndpointState;
@@ -20,8 +24,10 @@ class Context {
   virtual uring::EventLoop& loop() = 0;
   virtual stats::WorkerStats& stats() = 0;
   virtual unsigned worker_index() const = 0;
-  // The idle-connection pool of an endpoint on this worker.
-  virtual Pool& http_pool(const std::shared_ptr<EndpointState>& ep) = 0;
+  // The idle-connection pool of an endpoint on this worker, for connections
+  // made with `tls` (null: plain): see upstream/pool.h.
+  virtual Pool& http_pool(const std::shared_ptr<EndpointState>& ep,
+                          const tls::ClientContext* tls) = 0;
   // A new upstream HTTP connection (not yet connected), or nullptr at the cap.
   virtual HttpConnection* new_http_connection(std::shared_ptr<EndpointState> ep, Pool* pool) = 0;
   // A connection slot of `wc`'s cluster freed: serve a waiter here, or wake

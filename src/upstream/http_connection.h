@@ -184,31 +184,4 @@ class HttpConnection final : private net::ByteStreamHandler {
   uint32_t exchanges_ = 0;
 };
 
-// The idle connections of one endpoint on one worker (LIFO: the most
-// recently used is the most likely still open).
-class Pool {
- public:
-  Pool(uring::EventLoop& loop) : loop_(loop) {}
-  ~Pool();
-
-  // An idle connection ready for a new exchange, or nullptr.
-  HttpConnection* checkout();
-  // Puts `c` back after a clean exchange (kept if below `max_idle`, closed
-  // otherwise); it is closed after `idle_timeout_ms` unused.
-  void checkin(HttpConnection* c, uint32_t max_idle, uint32_t idle_timeout_ms);
-  // An idle connection saw EOF, data or an error: drop it.
-  void remove(HttpConnection* c);
-  size_t idle() const { return idle_count_; }
-  // TLS: the latest resumption state from a connection to this endpoint,
-  // offered by the next new one.
-  std::shared_ptr<tls::SavedSession> tls_resume;
-  uint64_t reused() const { return reused_; }
-
- private:
-  uring::EventLoop& loop_;
-  IntrusiveList<HttpConnection, &HttpConnection::pool_node_> idle_;
-  size_t idle_count_ = 0;
-  uint64_t reused_ = 0;
-};
-
 }  // namespace egw::upstream
