@@ -15,7 +15,9 @@
 // Nothing here allocates or touches I/O.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <new>
 #include <span>
 #include <string_view>
 
@@ -24,6 +26,17 @@ namespace egw::proto::http {
 struct Field {
   std::string_view name;   // as sent (case preserved)
   std::string_view value;  // trimmed of leading and trailing SP/HTAB
+};
+
+// Room for `N` fields that is not initialised when created (a parser writes
+// each field before anything reads it): taking one per request costs no
+// clearing of kilobytes that a request with a few fields never touches.
+// Field is an implicit-lifetime type, so the bytes hold fields as written.
+template <size_t N>
+struct FieldStorage {
+  static constexpr size_t kCapacity = N;
+  std::span<Field> span() { return {std::launder(reinterpret_cast<Field*>(bytes)), N}; }
+  alignas(Field) unsigned char bytes[N * sizeof(Field)];
 };
 
 enum class Method : uint8_t {

@@ -165,7 +165,7 @@ void H1Session::parse_head() {
     limits.max_request_line = http.max_request_line_bytes;
     limits.max_head_bytes = http.max_header_bytes;
     limits.max_headers = std::min(http.max_headers, H1Request::kMaxHeaders);
-    rq_->parser.emplace(limits, std::span<h1::Header>(rq_->headers));
+    rq_->parser.emplace(limits, rq_->headers.span());
   }
   bool full = false;
   const std::string_view view = rq_->head_buf.gather(in_, &full);

@@ -56,7 +56,7 @@ namespace egw::downstream {
 struct H1Request {
   static constexpr uint32_t kMaxHeaders = 256;
   explicit H1Request(uring::EventLoop& loop) : head_buf(loop) {}
-  std::array<proto::h1::Header, kMaxHeaders> headers;
+  proto::http::FieldStorage<kMaxHeaders> headers;
   std::optional<proto::h1::RequestParser> parser;
   proto::h1::BodyDecoder body;
   http::TrailerCollector trailers;

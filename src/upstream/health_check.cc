@@ -72,15 +72,12 @@ CheckResponse::Verdict CheckResponse::feed(std::string_view bytes) {
 // --- HealthChecker --------------------------------------------------------------
 
 struct HealthChecker::HttpCheck {
-  HttpCheck(uring::EventLoop& loop, uring::StreamSocketHandler& handler, uint16_t expect)
-      : sock(loop, handler), response(expect) {}
+  HttpCheck(uring::EventLoop& loop, net::ByteStreamHandler& handler, uint16_t expect)
+      : stream(loop, handler), response(expect) {}
 
-  uring::StreamSocket sock;
-  std::unique_ptr<tls::Session> tls;  // null towards a plain endpoint
-  std::string request;                // must live until sent: freed with the socket
+  net::ByteStream stream;  // plain, or TLS with the cluster's client context
+  std::string request;     // must live until sent: freed with the stream
   CheckResponse response;
-  bool request_sent = false;
-  bool out_of_chunks = false;  // ciphertext could not be queued
   bool finished = false;
 };
 
@@ -130,101 +127,41 @@ void HealthChecker::on_connect_done(uring::Connector& c, int err) {
 }
 
 void HealthChecker::start_http(UniqueFd fd) {
-  uring::StreamSocketHandler& handler = *this;
+  net::ByteStreamHandler& handler = *this;
   http_ = std::make_unique<HttpCheck>(loop_, handler, static_cast<uint16_t>(cfg_.expect_status));
   HttpCheck& h = *http_;
-  h.sock.open(std::move(fd));
-  h.sock.start_recv();
   const std::string& sni = tls_ ? tls_->options().sni : std::string();
   h.request = fmt::format(
       "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: expressgateway-health-check\r\n"
       "Connection: close\r\n\r\n",
       cfg_.path, sni.empty() ? endpoint_->address().to_string() : sni);
   loop_.timers().schedule_after(check_timeout_, cfg_.timeout_ms);
-  if (!tls_) {
-    uring::IoBuf b;
-    b.data = reinterpret_cast<const uint8_t*>(h.request.data());
-    b.len = static_cast<uint32_t>(h.request.size());
-    h.request_sent = true;
-    if (!h.sock.send(b)) finish(CheckOutcome::kSocketError, EPIPE);
-    return;
+  std::unique_ptr<tls::Session> session;
+  if (tls_) {
+    // The cluster's context: its SNI, verification, ALPN and client certificate.
+    session = tls::Session::client(*tls_, {});
+    if (!session) {
+      h.stream.open(std::move(fd));
+      finish(CheckOutcome::kTlsHandshakeFailed, 0, "cannot create a TLS session");
+      return;
+    }
   }
-  // The cluster's context: its SNI, verification, ALPN and client certificate.
-  h.tls = tls::Session::client(*tls_, {});
-  if (!h.tls) {
-    finish(CheckOutcome::kTlsHandshakeFailed, 0, "cannot create a TLS session");
-    return;
-  }
-  h.tls->set_output([this](const uint8_t* p, size_t n) { send_ciphertext(p, n); });
-  drive_tls();  // the ClientHello
+  const bool plain = session == nullptr;
+  h.stream.open(std::move(fd), std::move(session));
+  h.stream.start_recv();  // a TLS stream sends its ClientHello now
+  if (plain) send_request();
 }
 
-void HealthChecker::send_ciphertext(const uint8_t* p, size_t n) {
-  // The session's bytes are valid only during this call: each piece goes
-  // into a chunk of its own (a few per check), which the socket releases
-  // once sent.
+void HealthChecker::send_request() {
   HttpCheck& h = *http_;
-  while (n > 0 && !h.out_of_chunks) {
-    const auto take = static_cast<uint32_t>(std::min<size_t>(n, uring::Chunk::kSize));
-    uring::Chunk* c = loop_.new_chunk();
-    if (!c) {
-      h.out_of_chunks = true;
-      return;
-    }
-    std::memcpy(c->data, p, take);
-    c->used = take;
-    const uring::IoBuf b = loop_.chunk_slice(c, 0, take);
-    uring::IoBuf own;
-    own.chunk = c;
-    loop_.release(own);
-    if (!h.sock.send(b)) loop_.release(b);
-    p += take;
-    n -= take;
-  }
+  uring::IoBuf b;
+  b.data = reinterpret_cast<const uint8_t*>(h.request.data());
+  b.len = static_cast<uint32_t>(h.request.size());
+  if (!h.stream.send(b)) finish(CheckOutcome::kSocketError, EPIPE);
 }
 
-void HealthChecker::drive_tls() {
-  HttpCheck& h = *http_;
-  tls::Session& s = *h.tls;
-  if (!s.handshake_done()) {
-    const tls::Session::Status st = s.handshake();
-    if (h.out_of_chunks) {
-      finish(CheckOutcome::kSocketError, ENOMEM, "out of buffers");
-      return;
-    }
-    if (st == tls::Session::Status::kWantInput) return;
-    if (st != tls::Session::Status::kOk) {
-      std::string why = s.error();
-      if (why.empty()) why = "connection closed during the handshake";
-      finish(CheckOutcome::kTlsHandshakeFailed, 0, why);
-      return;
-    }
-  }
-  if (!h.request_sent) {
-    h.request_sent = true;
-    if (s.write(reinterpret_cast<const uint8_t*>(h.request.data()), h.request.size()) !=
-        tls::Session::Status::kOk) {
-      finish(CheckOutcome::kTlsError, 0, s.error());
-      return;
-    }
-    if (h.out_of_chunks) {
-      finish(CheckOutcome::kSocketError, ENOMEM, "out of buffers");
-      return;
-    }
-  }
-  // The sink may finish the check (which only closes the socket: the
-  // session lives on until the socket is released).
-  const tls::Session::Status st =
-      s.read([this](const uint8_t* p, size_t n) { on_plaintext(p, n); });
-  s.park_input();
-  if (h.finished) return;
-  if (h.out_of_chunks) {
-    finish(CheckOutcome::kSocketError, ENOMEM, "out of buffers");
-  } else if (st == tls::Session::Status::kClosed) {
-    finish(CheckOutcome::kClosed);
-  } else if (st == tls::Session::Status::kError) {
-    finish(CheckOutcome::kTlsError, 0, s.error());
-  }
+void HealthChecker::on_ready(net::ByteStream&) {
+  if (!http_->finished) send_request();  // the TLS handshake is done
 }
 
 void HealthChecker::on_plaintext(const uint8_t* p, size_t n) {
@@ -245,33 +182,26 @@ void HealthChecker::on_plaintext(const uint8_t* p, size_t n) {
   }
 }
 
-void HealthChecker::on_data(uring::StreamSocket&, const uring::IoBuf& buf) {
-  HttpCheck& h = *http_;
-  if (h.finished) {
-    uring::StreamSocket::release(buf);
-    return;
-  }
-  if (h.tls) {
-    h.tls->feed(buf.data, buf.len);
-    uring::StreamSocket::release(buf);
-    drive_tls();
-    return;
-  }
-  on_plaintext(buf.data, buf.len);
+void HealthChecker::on_data(net::ByteStream&, const uring::IoBuf& buf) {
+  if (!http_->finished) on_plaintext(buf.data, buf.len);
   uring::StreamSocket::release(buf);
 }
 
-void HealthChecker::on_eof(uring::StreamSocket&) {
-  HttpCheck& h = *http_;
-  if (h.finished) return;
-  if (h.tls) {
-    h.tls->feed_eof();
-    drive_tls();
-  }
-  finish(CheckOutcome::kClosed);  // a no-op when drive_tls() finished it
+void HealthChecker::on_eof(net::ByteStream&) {
+  finish(CheckOutcome::kClosed);
 }
 
-void HealthChecker::on_error(uring::StreamSocket&, int err) {
+void HealthChecker::on_error(net::ByteStream& s, int err) {
+  if (s.is_tls() && !s.handshake_done()) {
+    finish(
+        CheckOutcome::kTlsHandshakeFailed, 0,
+        s.error().empty() ? std::string_view("connection closed during the handshake") : s.error());
+    return;
+  }
+  if (err == EPROTO) {
+    finish(CheckOutcome::kTlsError, 0, s.error());
+    return;
+  }
   finish(CheckOutcome::kSocketError, err);
 }
 
@@ -280,10 +210,10 @@ void HealthChecker::finish(CheckOutcome outcome, int err, std::string_view detai
   http_->finished = true;
   loop_.timers().cancel(check_timeout_);
   record(outcome, err, detail);
-  http_->sock.close();  // the next check is scheduled once it is released
+  http_->stream.close();  // the next check is scheduled once it is released
 }
 
-void HealthChecker::on_released(uring::StreamSocket&) {
+void HealthChecker::on_released(net::ByteStream&) {
   // Free the socket outside its own callback.
   loop_.defer([this] {
     http_.reset();
@@ -337,8 +267,8 @@ void HealthChecker::stop(InlineFunction<void(), 24> on_stopped) {
   loop_.timers().cancel(timer_);
   loop_.timers().cancel(check_timeout_);
   if (http_) {
-    http_->finished = true;  // what the closing socket reports is not a result
-    http_->sock.close();
+    http_->finished = true;  // what the closing stream reports is not a result
+    http_->stream.close();
   }
   conn_.close();
 }

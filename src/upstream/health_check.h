@@ -4,11 +4,10 @@
 // come within timeout_ms more and carry expect_status. On a TLS cluster the
 // http check runs over TLS with the cluster's client context (handshake,
 // verification and SNI as for requests; the Host is the SNI when one is set),
-// on the checker's own socket through a sans-I/O tls::Session; a tcp check
-// stays a TCP connect. `rise` consecutive successes mark a down endpoint up,
-// `fall` consecutive failures mark an up endpoint down. State changes are
-// logged with the reason. Endpoints start up (as in HAProxy); the first check
-// runs at once.
+// on the checker's own net::ByteStream; a tcp check stays a TCP connect. `rise` consecutive
+// successes mark a down endpoint up, `fall` consecutive failures mark an up endpoint down. State
+// changes are logged with the reason. Endpoints start up (as in HAProxy); the first check runs at
+// once.
 #pragma once
 
 #include <array>
@@ -21,6 +20,7 @@
 #include "egw/unique_fd.h"
 #include "proto/h1/parser.h"
 #include "src/config/config.h"
+#include "src/net/byte_stream.h"
 #include "src/tls/context.h"
 #include "src/upstream/endpoint.h"
 #include "uring/connector.h"
@@ -73,7 +73,7 @@ class CheckResponse {
   uint16_t status_ = 0;
 };
 
-class HealthChecker final : private uring::ConnectorHandler, private uring::StreamSocketHandler {
+class HealthChecker final : private uring::ConnectorHandler, private net::ByteStreamHandler {
  public:
   // `tls` is the cluster's TLS client context (null: plain endpoints).
   HealthChecker(uring::EventLoop& loop, std::shared_ptr<EndpointState> endpoint,
@@ -103,16 +103,15 @@ class HealthChecker final : private uring::ConnectorHandler, private uring::Stre
   void schedule_next();
   // http checks
   void start_http(UniqueFd fd);
-  void drive_tls();
-  void send_ciphertext(const uint8_t* p, size_t n);
   void on_plaintext(const uint8_t* p, size_t n);
   void finish(CheckOutcome outcome, int err = 0, std::string_view detail = {});
-  void on_connected(uring::StreamSocket&, int) override {}
-  void on_data(uring::StreamSocket& s, const uring::IoBuf& buf) override;
-  void on_eof(uring::StreamSocket& s) override;
-  void on_error(uring::StreamSocket& s, int err) override;
-  void on_sent(uring::StreamSocket&) override {}
-  void on_released(uring::StreamSocket& s) override;
+  void on_ready(net::ByteStream& s) override;
+  void on_data(net::ByteStream& s, const uring::IoBuf& buf) override;
+  void on_eof(net::ByteStream& s) override;
+  void on_error(net::ByteStream& s, int err) override;
+  void on_sent(net::ByteStream&) override {}
+  void on_released(net::ByteStream& s) override;
+  void send_request();
 
   uring::EventLoop& loop_;
   std::shared_ptr<EndpointState> endpoint_;

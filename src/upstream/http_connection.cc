@@ -203,7 +203,7 @@ void HttpConnection::process() {
           h1::Limits limits;
           limits.max_head_bytes = kMaxResponseHeadBytes;
           limits.max_headers = HeaderBlock::kCapacity;
-          parser_.emplace(limits, std::span<h1::Header>(header_block_->headers));
+          parser_.emplace(limits, header_block_->headers.span());
         }
         bool full = false;
         const std::string_view view = head_buf_.gather(in_, &full);

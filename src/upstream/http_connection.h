@@ -68,7 +68,8 @@ class HttpConnectionUser {
 // Per-worker resources parsers borrow while a head is in progress.
 struct HeaderBlock {
   static constexpr uint32_t kCapacity = 256;
-  proto::h1::Header headers[kCapacity];
+  HeaderBlock() {}  // user-provided: a slab's T() must not zero the storage
+  proto::http::FieldStorage<kCapacity> headers;
 };
 
 class HttpConnection final : private net::ByteStreamHandler {
