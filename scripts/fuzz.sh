@@ -17,7 +17,7 @@ for target in tests/fuzz/*_fuzz.cc; do
   name=$(basename "$target" .cc)
   # The harnesses are sans-I/O: they link only the protocol layer they test.
   case "$name" in
-    h1_*) sources=(proto/h1/*.cc) ;;
+    h1_*) sources=(proto/h1/*.cc proto/http/*.cc) ;;
     tls_sniff_*) sources=(proto/tls_sniff/*.cc) ;;
     *) echo "fuzz: no sources known for $name" >&2; exit 1 ;;
   esac

@@ -9,7 +9,11 @@
 //   - the body decoder consumes at most what it is given, returns views
 //     inside the consumed prefix, and gives the same data, trailers, end and
 //     error in one piece and in random fragments;
-//   - an accepted head, written back with HeadWriter, parses to the same head.
+//   - an accepted head, written back with HeadWriter, parses to the same head;
+//   - its neutral form (proto/http) keeps the method, fields and framing, its
+//     views lie inside the head, an h2c-only upgrade is no upgrade, and a
+//     request line written from it (origin-form, or the authority for
+//     CONNECT) with Host parses again.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -225,5 +229,47 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(again.parse(w.view()) == ParseStatus::kComplete);
   FUZZ_CHECK(again.head_size() == w.size());
   FUZZ_CHECK(same(texts_of(h), texts_of(again.head())));
+
+  // The neutral form.
+  namespace ph = egw::proto::http;
+  const ph::RequestHead nh = h.neutral();
+  const std::string_view head = msg.substr(0, head_size);
+  FUZZ_CHECK(nh.method == h.method && nh.method_text == h.method_text);
+  FUZZ_CHECK(nh.fields.size() == h.headers.size());
+  FUZZ_CHECK((nh.body == ph::Body::kNone) == (h.body == BodyKind::kNone));
+  FUZZ_CHECK((nh.body == ph::Body::kUnknown) == (h.body == BodyKind::kChunked));
+  FUZZ_CHECK(nh.content_length == h.content_length);
+  FUZZ_CHECK(nh.version == (h.version_minor == 0 ? 10 : 11));
+  if (!nh.authority.empty()) FUZZ_CHECK(inside(nh.authority, head));
+  if (!nh.scheme.empty()) FUZZ_CHECK(inside(nh.scheme, head));
+  if (!nh.path.empty() && nh.path != "/") FUZZ_CHECK(inside(nh.path, head));
+  if (!nh.upgrade.empty()) {
+    FUZZ_CHECK(h.upgrade);
+    bool other = false;
+    ph::for_each_list_element(nh.upgrade,
+                              [&](std::string_view e) { other = other || !ph::iequals(e, "h2c"); });
+    FUZZ_CHECK(other);
+  }
+  if (h.method == Method::kConnect) {
+    FUZZ_CHECK(nh.authority == h.target && nh.path.empty());
+  } else {
+    FUZZ_CHECK(!nh.path.empty());
+    if (h.target.front() == '/' || h.target == "*") FUZZ_CHECK(nh.path == h.target);
+  }
+  std::vector<char> out2(head_size + 64);
+  HeadWriter w2(out2.data(), out2.size());
+  bool ok2 =
+      w2.request_line(nh.method_text, h.method == Method::kConnect ? nh.authority : nh.path, 1);
+  if (!nh.authority.empty()) ok2 = ok2 && w2.header("Host", nh.authority);
+  ok2 = ok2 && w2.end();
+  FUZZ_CHECK(ok2);
+  std::vector<Header> storage4(4);
+  Limits big;
+  big.max_head_bytes = static_cast<uint32_t>(out2.size()) + 64;
+  big.max_request_line = big.max_head_bytes;
+  RequestParser forwarded(big, storage4);
+  const ParseStatus fs = forwarded.parse(w2.view());
+  // An empty Host line is only valid when no authority was sent at all.
+  FUZZ_CHECK(fs == ParseStatus::kComplete || nh.authority.empty());
   return 0;
 }
