@@ -256,7 +256,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(!nh.path.empty());
     if (h.target.front() == '/' || h.target == "*") FUZZ_CHECK(nh.path == h.target);
   }
-  std::vector<char> out2(head_size + 64);
+  std::vector<char> out2(2 * head_size + 64);  // the authority may appear twice
   HeadWriter w2(out2.data(), out2.size());
   bool ok2 =
       w2.request_line(nh.method_text, h.method == Method::kConnect ? nh.authority : nh.path, 1);
