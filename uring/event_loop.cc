@@ -250,13 +250,13 @@ void EventLoop::dispatch(const io_uring_cqe& cqe) {
   Owner& o = *slots_[slot].owner;
   const uint8_t idx = user_data::index(ud);
   if (EGW_BUG(idx >= o.count_, "CQE names a completion its owner does not have")) return;
-  Completion& c = *o.completions_[idx];
+  Completion& c = o.completion(idx);
   if (!(cqe.flags & IORING_CQE_F_MORE)) {
     EGW_ASSERT(c.inflight_ > 0 && o.inflight_ > 0);
     --c.inflight_;
     --o.inflight_;
   }
-  c.handler_(o, cqe);
+  o.table_->handlers[idx].load(std::memory_order_relaxed)(o, cqe);
   if (o.retiring_ && o.inflight_ == 0 && !o.released_queued_) {
     o.released_queued_ = true;
     released_.push_back(&o);
