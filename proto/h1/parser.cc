@@ -306,6 +306,24 @@ const char* to_string(HeadState s) {
   return "unknown";
 }
 
+namespace {
+
+// Chunked and until-close bodies are of unknown length.
+http::Body neutral_body(BodyKind k) {
+  switch (k) {
+    case BodyKind::kNone:
+      return http::Body::kNone;
+    case BodyKind::kContentLength:
+      return http::Body::kLength;
+    case BodyKind::kChunked:
+    case BodyKind::kUntilClose:
+      return http::Body::kUnknown;
+  }
+  return http::Body::kUnknown;
+}
+
+}  // namespace
+
 http::RequestHead RequestHead::neutral() const {
   http::RequestHead r;
   r.method = method;
@@ -313,9 +331,7 @@ http::RequestHead RequestHead::neutral() const {
   r.fields = headers;
   r.version = version_minor == 0 ? 10 : 11;
   r.expect_continue = expect_continue;
-  r.body = body == BodyKind::kNone            ? http::Body::kNone
-           : body == BodyKind::kContentLength ? http::Body::kLength
-                                              : http::Body::kUnknown;
+  r.body = neutral_body(body);
   r.content_length = content_length;
   r.authority = host;
   if (method == Method::kConnect) {
@@ -350,9 +366,7 @@ http::ResponseHead ResponseHead::neutral() const {
   r.reason = reason;
   r.fields = headers;
   r.version = version_minor == 0 ? 10 : 11;
-  r.body = body == BodyKind::kNone            ? http::Body::kNone
-           : body == BodyKind::kContentLength ? http::Body::kLength
-                                              : http::Body::kUnknown;
+  r.body = neutral_body(body);
   r.content_length = content_length;
   for (const Header& h : headers)
     r.has_length = r.has_length || http::iequals(h.name, "content-length");

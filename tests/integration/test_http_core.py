@@ -23,6 +23,28 @@ def backend():
     b.stop()
 
 
+def one_shot_upstream(serve):
+    """A raw upstream on 127.0.0.1:0 that calls serve(conn) for one
+    connection; returns (its address holder, the thread)."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(4)
+
+    def run():
+        c, _ = lst.accept()
+        serve(c)
+        c.close()
+        lst.close()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+
+    class Addr:
+        address = f"127.0.0.1:{lst.getsockname()[1]}"
+
+    return Addr(), t
+
+
 def upstream_request(resp):
     assert status_of(resp) == 200, resp[:300]
     return json.loads(resp.split(b"\r\n\r\n", 1)[1])
@@ -63,28 +85,18 @@ def test_h2c_upgrade_is_never_forwarded(gateways, backend):
 
 
 def test_h2c_token_is_dropped_from_a_longer_upgrade_list(gateways):
-    lst = socket.socket()
-    lst.bind(("127.0.0.1", 0))
-    lst.listen(4)
     seen = []
 
-    def upstream():
-        c, _ = lst.accept()
+    def serve(c):
         head = b""
         while b"\r\n\r\n" not in head:
             head += c.recv(65536)
         seen.append(head)
         c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: raw\r\n\r\nhi")
         time.sleep(0.5)
-        c.close()
 
-    t = threading.Thread(target=upstream, daemon=True)
-    t.start()
-
-    class Addr:
-        address = f"127.0.0.1:{lst.getsockname()[1]}"
-
-    g = Gateway(http_config([Addr()]))
+    up, t = one_shot_upstream(serve)
+    g = Gateway(http_config([up]))
     gateways.append(g)
     resp = http_exchange(g.address("web"), b"GET /t HTTP/1.1\r\nHost: a\r\n"
                                            b"Connection: Upgrade\r\nUpgrade: h2c, raw\r\n\r\n")
@@ -95,24 +107,14 @@ def test_h2c_token_is_dropped_from_a_longer_upgrade_list(gateways):
 
 
 def test_a_101_to_a_request_that_asked_only_for_h2c_is_502(gateways):
-    lst = socket.socket()
-    lst.bind(("127.0.0.1", 0))
-    lst.listen(4)
-
-    def upstream():
-        c, _ = lst.accept()
+    def serve(c):
         c.recv(65536)
         c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n"
                   b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
         time.sleep(1)
-        c.close()
 
-    threading.Thread(target=upstream, daemon=True).start()
-
-    class Addr:
-        address = f"127.0.0.1:{lst.getsockname()[1]}"
-
-    g = Gateway(http_config([Addr()]))
+    up, _ = one_shot_upstream(serve)
+    g = Gateway(http_config([up]))
     gateways.append(g)
     resp = http_exchange(g.address("web"), b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, "
                                            b"HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AA\r\n\r\n")
