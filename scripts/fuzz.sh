@@ -19,9 +19,21 @@ for target in tests/fuzz/*_fuzz.cc; do
   case "$name" in
     h1_*) sources=(proto/h1/*.cc proto/http/*.cc) ;;
     tls_sniff_*) sources=(proto/tls_sniff/*.cc) ;;
+    h2_*) sources=(proto/h2/*.cc proto/http/*.cc) ;;
     *) echo "fuzz: no sources known for $name" >&2; exit 1 ;;
   esac
-  clang++ "${flags[@]}" "${sources[@]}" "$target" -o "$out/$name"
+  libs=()
+  case "$name" in
+    h2_*)
+      libs=($(pkg-config --libs libnghttp2))
+      # The limits Debian backported into nghttp2 1.52 (CMake checks the same).
+      for sym in max_continuations:MAX_CONTINUATIONS stream_reset_rate_limit:RESET_RATE_LIMIT; do
+        grep -q "nghttp2_option_set_${sym%%:*}" /usr/include/nghttp2/nghttp2.h &&
+          libs+=("-DEGW_NGHTTP2_${sym##*:}=1")
+      done
+      ;;
+  esac
+  clang++ "${flags[@]}" "${sources[@]}" "$target" "${libs[@]}" -o "$out/$name"
   corpus_name=${name%_fuzz}
   work=$(mktemp -d)
   cp -r "tests/fuzz/corpus/$corpus_name/." "$work/"

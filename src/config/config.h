@@ -182,6 +182,14 @@ struct HttpConfig {
   bool x_forwarded_proto = true;
   bool forwarded = false;  // RFC 7239
   bool via = true;
+  // HTTP/2 from clients (TLS: ALPN "h2"; cleartext: prior knowledge).
+  bool http2 = true;
+  uint32_t http2_max_concurrent_streams = 100;
+  uint32_t http2_initial_window_bytes = 2u << 20;      // per stream (request bodies)
+  uint32_t http2_connection_window_bytes = 4u << 20;   // all streams of a connection
+  uint32_t http2_max_requests_per_connection = 10000;  // then GOAWAY
+  uint32_t http2_settings_timeout_ms = 10000;          // our SETTINGS unacknowledged
+  uint32_t http2_stall_timeout_ms = 30000;             // a stream's response made no progress
 };
 
 struct ListenerConfig {

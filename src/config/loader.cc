@@ -85,8 +85,10 @@ constexpr KeySpec kTlsListenerKeys[] = {
     {"max_version", Kind::kString, "\"1.3\"", "1.2 | 1.3"},
     {"ciphers", Kind::kString, "\"\"", "cipher list (OpenSSL syntax); empty = safe defaults"},
     {"groups", Kind::kString, "\"\"", "key exchange groups; empty = X25519:P-256:P-384"},
-    {"alpn", Kind::kStringOrList, "", "protocols offered; default by protocol (http: http/1.1)",
-     "[\"http/1.1\"]"},
+    {"alpn", Kind::kStringOrList, "",
+     "protocols offered, in order of preference; default by protocol (http: h2, http/1.1; "
+     "http/1.1 alone with http2 = false)",
+     "[\"h2\", \"http/1.1\"]"},
     {"client_ca", Kind::kString, "\"\"", "verify client certificates with this CA (mTLS)"},
     {"require_client_cert", Kind::kBool, "false", "refuse clients without a valid certificate"},
     {"client_subject_header", Kind::kString, "\"X-Client-Subject\"",
@@ -141,6 +143,24 @@ constexpr KeySpec kHttpListenerKeys[] = {
     {"x_forwarded_proto", Kind::kBool, "true", "http: add X-Forwarded-Proto"},
     {"forwarded", Kind::kBool, "false", "http: add an RFC 7239 Forwarded field"},
     {"via", Kind::kBool, "true", "http: add Via to requests and responses"},
+    {"http2", Kind::kBool, "true",
+     "http: accept HTTP/2 (TLS: ALPN h2, offered first by default; cleartext: prior knowledge, "
+     "on the same port as HTTP/1.1)"},
+    {"http2_max_concurrent_streams", Kind::kInt, "100",
+     "http: streams one HTTP/2 client may have open (SETTINGS_MAX_CONCURRENT_STREAMS)"},
+    {"http2_initial_window_bytes", Kind::kInt, "2097152",
+     "http: HTTP/2 request body window per stream (SETTINGS_INITIAL_WINDOW_SIZE)"},
+    {"http2_connection_window_bytes", Kind::kInt, "4194304",
+     "http: HTTP/2 request body window of a connection: the most request body one client "
+     "connection makes the proxy hold"},
+    {"http2_max_requests_per_connection", Kind::kInt, "10000",
+     "http: streams one HTTP/2 connection may open; then GOAWAY (the client reconnects)"},
+    {"http2_settings_timeout_ms", Kind::kInt, "10000",
+     "http: a client that does not acknowledge our SETTINGS in time gets GOAWAY "
+     "SETTINGS_TIMEOUT"},
+    {"http2_stall_timeout_ms", Kind::kInt, "30000",
+     "http: an HTTP/2 stream whose response cannot move (the client's window stays shut) is "
+     "reset after this long; when every stream is, the connection is closed"},
 };
 
 constexpr KeySpec kRouteKeys[] = {
@@ -947,6 +967,13 @@ void read_listener(Context& ctx, const toml::table& t, size_t index, ListenerCon
   h.x_forwarded_proto = r.boolean("x_forwarded_proto");
   h.forwarded = r.boolean("forwarded");
   h.via = r.boolean("via");
+  h.http2 = r.boolean("http2");
+  h.http2_max_concurrent_streams = r.u32("http2_max_concurrent_streams", 1, 10000);
+  h.http2_initial_window_bytes = r.u32("http2_initial_window_bytes", 65535, (1u << 31) - 1);
+  h.http2_connection_window_bytes = r.u32("http2_connection_window_bytes", 65535, (1u << 31) - 1);
+  h.http2_max_requests_per_connection = r.u32("http2_max_requests_per_connection", 1, 1u << 30);
+  h.http2_settings_timeout_ms = r.u32("http2_settings_timeout_ms", 100, 3'600'000);
+  h.http2_stall_timeout_ms = r.u32("http2_stall_timeout_ms", 100, 86'400'000);
   if (const toml::table* tls = r.table("tls")) {
     read_tls_listener(ctx, *tls, where + " tls", l.tls.emplace());
   }
@@ -1026,10 +1053,13 @@ void validate(Context& ctx, Config& cfg) {
     }
     if (l.tls && l.protocol == Protocol::kHttp) {
       for (const auto& a : l.tls->alpn) {
-        if (a != "http/1.1") {
+        if (a == "h2" && !l.http.http2) {
+          ctx.error(l.tls->loc, "listener '{}' tls: alpn 'h2' is offered but http2 = false",
+                    l.name);
+        } else if (a != "http/1.1" && a != "h2") {
           ctx.error(l.tls->loc,
                     "listener '{}' tls: alpn '{}' is not served by an http listener (it speaks "
-                    "http/1.1)",
+                    "h2 and http/1.1)",
                     l.name, a);
         }
       }

@@ -52,21 +52,22 @@ const char* H1Session::to_string(State s) {
 }
 
 H1Session::H1Session(server::Worker& worker, server::WorkerSnapshot& snap, size_t listener,
-                     UniqueFd client)
+                     const ClientConn& conn)
     : worker_(worker),
       snap_(snap),
       listener_(*snap.http_listeners[listener]),
-      client_(worker.loop(), *this),
-      in_(worker.loop()) {
-  if (auto p = SocketAddress::peer_of(client.get())) peer_ = *p;
-  hash_ = upstream::hash_client(peer_);
+      client_(conn.stream),
+      peer_(conn.peer),
+      hash_(conn.hash),
+      in_(worker.loop()),
+      timer_(conn.timer),
+      head_start_ns_(conn.accept_ns) {
   timer_.set_callback([this] { on_timer(); });
-  const auto& ctx = snap.runtime->listener_tls[listener];
-  client_.open(std::move(client), ctx ? tls::Session::server(*ctx) : nullptr);
 }
 
 H1Session::~H1Session() {
-  EGW_ASSERT(ex_ == nullptr);
+  worker_.loop().timers().cancel(timer_);
+  drop_request_state();
 }
 
 void H1Session::set_state(State s) {
@@ -80,25 +81,14 @@ void H1Session::record(stats::Phase p, uint64_t from_ns) {
 }
 
 void H1Session::start() {
-  head_start_ns_ = clock::cached_ns();
-  client_.start_recv();
-  // The handshake, then the first request, must each arrive in time.
-  const config::ListenerConfig& lc = *listener_.config;
-  arm_timer(client_.is_tls() ? lc.tls->handshake_timeout_ms : lc.http.request_timeout_ms);
+  // The first request counts from the accept (head_start_ns_), and must be
+  // complete in time.
+  arm_timer(listener_.config->http.request_timeout_ms);
 }
 
 // --- client input ------------------------------------------------------------------
 
-void H1Session::on_ready(net::ByteStream&) {
-  // The TLS handshake is done (a plain stream never reports).
-  auto& stats = worker_.stats();
-  stats.tls_handshakes.fetch_add(1, std::memory_order_relaxed);
-  if (client_.tls_session()->resumed()) stats.tls_resumed.fetch_add(1, std::memory_order_relaxed);
-  record(stats::Phase::kTlsHandshake, head_start_ns_);
-  if (state_ == State::kIdle) arm_timer(listener_.config->http.request_timeout_ms);
-}
-
-void H1Session::on_data(net::ByteStream&, const IoBuf& buf) {
+void H1Session::on_data(const IoBuf& buf) {
   if (state_ == State::kTunnel) {
     if (ex_) {
       ex_->tunnel_data(buf);
@@ -578,7 +568,7 @@ void H1Session::finish_exchange() {
 
 // --- client socket events ---------------------------------------------------------------
 
-void H1Session::on_eof(net::ByteStream&) {
+void H1Session::on_eof() {
   client_eof_ = true;
   switch (state_) {
     case State::kIdle:
@@ -601,22 +591,12 @@ void H1Session::on_eof(net::ByteStream&) {
   }
 }
 
-void H1Session::on_error(net::ByteStream&, int err) {
-  if (client_.is_tls() && !client_.handshake_done()) {
-    if (err == ECONNRESET) {
-      close();  // gone before finishing the handshake
-      return;
-    }
-    worker_.stats().tls_failures.fetch_add(1, std::memory_order_relaxed);
-    EGW_LOG(debug, "tls handshake from {} failed: {}", peer_.to_string(), client_.error());
-    close(/*reset=*/true);  // nothing to say in TLS yet: the peer sees a reset
-    return;
-  }
+void H1Session::on_error(int err) {
   if (err == EPROTO) EGW_LOG(debug, "tls from {}: {}", peer_.to_string(), client_.error());
   close();
 }
 
-void H1Session::on_sent(net::ByteStream&) {
+void H1Session::on_sent() {
   if (ex_ && !client_.send_full()) ex_->resume_response();
   if (state_ == State::kClosing && client_.send_idle() && (client_eof_ || close_when_sent_))
     close();
@@ -639,11 +619,6 @@ void H1Session::arm_timer(uint64_t delay_ms) {
 void H1Session::on_timer() {
   switch (state_) {
     case State::kIdle:
-      if (!client_.handshake_done()) {
-        worker_.stats().tls_timeouts.fetch_add(1, std::memory_order_relaxed);
-        close(/*reset=*/true);
-        return;
-      }
       close();  // keep-alive timeout (or no first request)
       return;
     case State::kHead:
@@ -677,7 +652,7 @@ void H1Session::drain() {
 }
 
 void H1Session::close(bool reset) {
-  if (!client_live_ || client_.closing()) return;
+  if (client_.closing()) return;
   set_state(State::kClosing);
   worker_.loop().timers().cancel(timer_);
   drop_request_state();
@@ -687,11 +662,6 @@ void H1Session::close(bool reset) {
   } else {
     client_.close();
   }
-}
-
-void H1Session::on_released(net::ByteStream&) {
-  client_live_ = false;
-  worker_.session_ended(*this, snap_);  // destroys *this
 }
 
 void H1Session::count_status(uint16_t status) {

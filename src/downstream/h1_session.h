@@ -32,7 +32,7 @@
 #include "egw/unique_fd.h"
 #include "proto/h1/body.h"
 #include "proto/h1/parser.h"
-#include "src/downstream/session.h"
+#include "src/downstream/connection.h"
 #include "src/http/h1_heads.h"
 #include "src/http/h1_trailers.h"
 #include "src/http/head_buffer.h"
@@ -64,7 +64,7 @@ struct H1Request {
   uring::IoBuf head_mem;      // keeps the parsed head's views alive
 };
 
-class H1Session final : public Session, private net::ByteStreamHandler, private proxy::Downstream {
+class H1Session final : public Codec, private proxy::Downstream {
  public:
   enum class State : uint8_t {
     kIdle,      // between requests
@@ -76,22 +76,22 @@ class H1Session final : public Session, private net::ByteStreamHandler, private 
   };
   static const char* to_string(State s);
 
-  H1Session(server::Worker& worker, server::WorkerSnapshot& snap, size_t listener, UniqueFd client);
+  // Takes over `conn` (ready: TLS done) once its first byte arrived.
+  H1Session(server::Worker& worker, server::WorkerSnapshot& snap, size_t listener,
+            const ClientConn& conn);
   ~H1Session() override;
 
   void start();
+  // -- Codec: the client's byte stream
+  void on_data(const uring::IoBuf& buf) override;
+  void on_eof() override;
+  void on_error(int err) override;
+  void on_sent() override;
   void abort() override;
   void drain() override;
   State state() const { return state_; }
 
  private:
-  // -- the client's byte stream
-  void on_ready(net::ByteStream& s) override;
-  void on_data(net::ByteStream& s, const uring::IoBuf& buf) override;
-  void on_eof(net::ByteStream& s) override;
-  void on_error(net::ByteStream& s, int err) override;
-  void on_sent(net::ByteStream& s) override;
-  void on_released(net::ByteStream& s) override;
   // -- proxy::Downstream
   bool response_head(const proto::http::ResponseHead& head,
                      const http::ResponseContext& ctx) override;
@@ -128,11 +128,11 @@ class H1Session final : public Session, private net::ByteStreamHandler, private 
   server::Worker& worker_;
   server::WorkerSnapshot& snap_;
   const proxy::ListenerView& listener_;
-  net::ByteStream client_;
-  SocketAddress peer_;
+  net::ByteStream& client_;
+  const SocketAddress& peer_;
   uint64_t hash_ = 0;
   uring::IoQueue in_;
-  uring::Timer timer_;
+  uring::Timer& timer_;
   H1Request* rq_ = nullptr;  // the current request
   proxy::Exchange* ex_ = nullptr;
   State state_ = State::kIdle;
@@ -148,7 +148,6 @@ class H1Session final : public Session, private net::ByteStreamHandler, private 
   bool trailers_sent_ = false;
   bool client_eof_ = false;
   bool first_request_ = true;
-  bool client_live_ = true;
   // Phase timestamps (ns, the loop's clock) for the latency histograms.
   uint64_t head_start_ns_ = 0;
 };

@@ -74,7 +74,10 @@ std::shared_ptr<tls::ServerContext> make_server_tls(const config::Config& cfg,
   o.cipher_list = lc.tls->ciphers;
   o.groups = lc.tls->groups;
   o.alpn = lc.tls->alpn;
-  if (o.alpn.empty() && lc.protocol == config::Protocol::kHttp) o.alpn = {"http/1.1"};
+  if (o.alpn.empty() && lc.protocol == config::Protocol::kHttp) {
+    o.alpn = lc.http.http2 ? std::vector<std::string>{"h2", "http/1.1"}
+                           : std::vector<std::string>{"http/1.1"};
+  }
   o.client_ca_file = lc.tls->client_ca;
   o.require_client_cert = lc.tls->require_client_cert;
   o.session_tickets = lc.tls->session_tickets;

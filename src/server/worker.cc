@@ -50,7 +50,10 @@ void Worker::run(RuntimePtr rt) {
   loop_ = std::move(*loop);
   pipes_ = std::make_unique<uring::PipePool>(g.max_pipes, g.pipe_size);
   sessions_ = std::make_unique<SlabPool<downstream::TcpSession>>(256, g.max_sessions);
+  connections_ = std::make_unique<SlabPool<downstream::Connection>>(256, g.max_sessions);
   http_sessions_ = std::make_unique<SlabPool<downstream::H1Session>>(256, g.max_sessions);
+  h2_sessions_ = std::make_unique<SlabPool<downstream::H2Session>>(16, g.max_sessions);
+  h2_streams_ = std::make_unique<SlabPool<downstream::H2Stream>>(256);
   exchanges_ = std::make_unique<SlabPool<proxy::Exchange>>(256, g.max_sessions);
   h1_requests_ = std::make_unique<SlabPool<downstream::H1Request>>(16, g.max_sessions);
   header_blocks_ = std::make_unique<SlabPool<upstream::HeaderBlock>>(16);
@@ -78,7 +81,10 @@ void Worker::run(RuntimePtr rt) {
   retired_.clear();
   current_.reset();
   sessions_.reset();
+  connections_.reset();
+  h2_sessions_.reset();
   http_sessions_.reset();
+  h2_streams_.reset();
   exchanges_.reset();
   h1_requests_.reset();
   http_connections_.reset();
@@ -188,7 +194,7 @@ void Worker::on_accept(ListenerEntry& e, UniqueFd fd) {
   stats_.accepted.fetch_add(1, std::memory_order_relaxed);
   if (draining_) return;  // closes fd
   const auto& cfg = current_->runtime->config;
-  const size_t in_use = sessions_->in_use() + http_sessions_->in_use();
+  const size_t in_use = sessions_->in_use() + connections_->in_use();
   if (in_use >= cfg->global.max_sessions) {
     // At max_sessions: this one is closed; stop accepting until one ends.
     pause_accepting(true);
@@ -196,7 +202,7 @@ void Worker::on_accept(ListenerEntry& e, UniqueFd fd) {
   }
   downstream::Session* session = nullptr;
   if (cfg->listeners[e.listener].protocol == config::Protocol::kHttp) {
-    auto* s = http_sessions_->create(*this, *current_, e.listener, std::move(fd));
+    auto* s = connections_->create(*this, *current_, e.listener, std::move(fd));
     if (s) {
       session = s;
       live_.push_back(*s);
@@ -240,8 +246,8 @@ void Worker::session_ended(downstream::TcpSession& s, WorkerSnapshot& snap) {
   session_destroyed(snap);
 }
 
-void Worker::session_ended(downstream::H1Session& s, WorkerSnapshot& snap) {
-  http_sessions_->destroy(&s);
+void Worker::session_ended(downstream::Connection& c, WorkerSnapshot& snap) {
+  connections_->destroy(&c);
   session_destroyed(snap);
 }
 

@@ -15,7 +15,9 @@
 
 #include "egw/intrusive_list.h"
 #include "egw/slab.h"
+#include "src/downstream/connection.h"
 #include "src/downstream/h1_session.h"
+#include "src/downstream/h2_session.h"
 #include "src/downstream/tcp_session.h"
 #include "src/proxy/exchange.h"
 #include "src/route/router.h"
@@ -89,7 +91,10 @@ class Worker final : public upstream::Context {
   WorkerStats& stats() override { return stats_; }
   unsigned worker_index() const override { return index_; }
   void session_ended(downstream::TcpSession& s, WorkerSnapshot& snap);
-  void session_ended(downstream::H1Session& s, WorkerSnapshot& snap);
+  void session_ended(downstream::Connection& c, WorkerSnapshot& snap);
+  SlabPool<downstream::H1Session>& http_sessions() { return *http_sessions_; }
+  SlabPool<downstream::H2Session>& h2_sessions() { return *h2_sessions_; }
+  SlabPool<downstream::H2Stream>& h2_streams() { return *h2_streams_; }
   SlabPool<upstream::HeaderBlock>& header_blocks() { return *header_blocks_; }
   SlabPool<proxy::Exchange>& exchanges() { return *exchanges_; }
   SlabPool<downstream::H1Request>& h1_requests() { return *h1_requests_; }
@@ -130,7 +135,10 @@ class Worker final : public upstream::Context {
   std::unique_ptr<uring::EventLoop> loop_;
   std::unique_ptr<uring::PipePool> pipes_;
   std::unique_ptr<SlabPool<downstream::TcpSession>> sessions_;
+  std::unique_ptr<SlabPool<downstream::Connection>> connections_;
   std::unique_ptr<SlabPool<downstream::H1Session>> http_sessions_;
+  std::unique_ptr<SlabPool<downstream::H2Session>> h2_sessions_;
+  std::unique_ptr<SlabPool<downstream::H2Stream>> h2_streams_;
   std::unique_ptr<SlabPool<proxy::Exchange>> exchanges_;
   std::unique_ptr<SlabPool<downstream::H1Request>> h1_requests_;
   std::unique_ptr<SlabPool<upstream::HeaderBlock>> header_blocks_;
