@@ -371,6 +371,7 @@ bool ServerSession::start(uint64_t now_ms) {
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, settings_.initial_window},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, settings_.max_header_list},
       {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
+      {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, settings_.enable_connect_protocol ? 1u : 0u},
   };
   if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, std::size(iv)) != 0) return false;
   if (settings_.connection_window > 65535) {
@@ -636,6 +637,15 @@ void ServerSession::finish_head(Stream& s) {
   }
   if (head.method == ph::Method::kConnect) {
     head.body = ph::Body::kNone;  // what follows are tunnel bytes, not a body
+  }
+  if (!s.protocol.empty()) {
+    // RFC 8441 extended CONNECT (nghttp2 has checked :scheme, :path and that
+    // we enabled it): the HTTP/2 form of an HTTP/1.1 upgrade, and so handed
+    // on as one: GET with the protocol to upgrade to.
+    head.method = ph::Method::kGet;
+    head.method_text = "GET";
+    head.upgrade = s.protocol;
+    head.body = ph::Body::kNone;
   }
   handler_.on_request(s, head, s.request_ended);
 }

@@ -75,6 +75,8 @@ struct Settings {
   uint32_t glitch_burst = 1000;
   uint32_t glitch_rate = 100;          // earned back per second
   uint32_t max_outbound_queue = 5000;  // frames nghttp2 may hold for us
+  // RFC 8441 extended CONNECT (:protocol), announced in our SETTINGS.
+  bool enable_connect_protocol = true;
 };
 
 // The premature-reset rule's constants.

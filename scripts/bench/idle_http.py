@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Memory per idle HTTP/1.1 client connection, ExpressGateway beside HAProxy
+"""Memory per idle HTTP client connection, ExpressGateway beside HAProxy
 and nginx: the proxy's RSS growth per connection with --count connections
-that sent nothing, then with as many that sent half a request head (the
-start of a slowloris). One worker (or process) each, on CPU 1; the clients
-on CPU 0. Nothing upstream is ever reached.
+that sent nothing, then with as many that sent half an HTTP/1.1 request head
+(the start of a slowloris), then with as many idle HTTP/2 connections (prior
+knowledge: the preface, an empty SETTINGS and the ACK of the proxy's). One
+worker (or process) each, on CPU 1; the clients on CPU 0. Nothing upstream
+is ever reached.
 
   scripts/bench/idle_http.py [--count 9000] [--targets egw,haproxy,nginx]
 
@@ -19,6 +21,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import free_port, have, md_table, rss_kb, start_egw, start_haproxy, start_nginx, wait_port  # noqa: E402
 
+# An HTTP/2 client's preface, empty SETTINGS and SETTINGS ACK.
+H2_IDLE = (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+           + b"\x00\x00\x00\x04\x01\x00\x00\x00\x00")
 HALF_HEAD = (b"GET /some/path?with=query HTTP/1.1\r\nHost: bench.test\r\n"
              b"User-Agent: idle-http/1.0\r\nAccept: */*\r\nX-Padding: " + b"p" * 40)
 
@@ -61,7 +66,7 @@ backend origin
 """
 
 
-def nginx_conf(port, origin, wd):
+def nginx_conf(port, origin, wd, h2_port):
     return f"""
 worker_processes 1;
 worker_rlimit_nofile 30000;
@@ -74,6 +79,7 @@ http {{
   keepalive_timeout 600s;
   server {{
     listen 127.0.0.1:{port} backlog=4096;
+    listen 127.0.0.1:{h2_port} http2 backlog=4096;
     location / {{ proxy_pass http://127.0.0.1:{origin}; }}
   }}
 }}
@@ -124,23 +130,31 @@ def main():
         if name != "egw" and not have(name):
             print(f"{name}: not installed, skipped", file=sys.stderr)
             continue
-        wd = tempfile.mkdtemp(prefix=f"idle-{name}-")
-        port, origin = free_port(), free_port()
-        if name == "egw":
-            proc = start_egw(egw_conf(port, origin), 1, wd)
-        elif name == "haproxy":
-            proc = start_haproxy(haproxy_conf(port, origin), 1, wd)
-        else:
-            proc = start_nginx(nginx_conf(port, origin, wd), 1, wd)
-        try:
-            wait_port(port, proc=proc)
-            nothing, held = hold(proc.pid, port, args.count, b"")
-            half, held_half = hold(proc.pid, port, args.count, HALF_HEAD)
-            rows.append([name, f"{nothing:,.0f}", f"{held:,}", f"{half:,.0f}", f"{held_half:,}"])
-        finally:
-            proc.stop()
+        cells = [name]
+        # A fresh process per measurement: memory freed by one would be
+        # reused by the next and hide what it costs.
+        for payload in (b"", HALF_HEAD, H2_IDLE):
+            wd = tempfile.mkdtemp(prefix=f"idle-{name}-")
+            port, origin = free_port(), free_port()
+            h2_port = port  # one port for both (nginx: an http2 listen of its own)
+            if name == "egw":
+                proc = start_egw(egw_conf(port, origin), 1, wd)
+            elif name == "haproxy":
+                proc = start_haproxy(haproxy_conf(port, origin), 1, wd)
+            else:
+                h2_port = free_port()
+                proc = start_nginx(nginx_conf(port, origin, wd, h2_port), 1, wd)
+            try:
+                wait_port(port, proc=proc)
+                per, held = hold(proc.pid, h2_port if payload == H2_IDLE else port, args.count,
+                                 payload)
+                cells += [f"{per:,.0f}", f"{held:,}"]
+            finally:
+                proc.stop()
+        rows.append(cells)
     print(md_table(["proxy", "bytes / idle connection (sent nothing)", "held",
-                    "bytes / connection with half a head", "held"], rows))
+                    "bytes / connection with half a head", "held",
+                    "bytes / idle HTTP/2 connection (after SETTINGS)", "held"], rows))
 
 
 if __name__ == "__main__":

@@ -6,9 +6,12 @@
 #include <charconv>
 #include <cstring>
 
+#include <sys/random.h>
+
 #include "egw/clock.h"
 #include "egw/log.h"
 #include "src/server/worker.h"
+#include "src/tls/digest.h"
 
 namespace egw::downstream {
 
@@ -57,9 +60,10 @@ bool connection_specific(std::string_view n) {
 // into `mem` (nghttp2 copies them again when the head is submitted).
 class NvWriter final : public ph::FieldSink {
  public:
-  NvWriter(std::vector<Nv>& out, char* mem, size_t cap) : out_(out), mem_(mem), cap_(cap) {}
+  NvWriter(std::vector<Nv>& out, char* mem, size_t cap, std::string_view skip = {})
+      : out_(out), mem_(mem), cap_(cap), skip_(skip) {}
   bool field(std::string_view name, std::string_view value) override {
-    if (connection_specific(name)) return true;
+    if (connection_specific(name) || (!skip_.empty() && ph::iequals(name, skip_))) return true;
     if (name.size() + value.size() > cap_ - used_) return false;
     char* n = mem_ + used_;
     for (size_t i = 0; i < name.size(); ++i) {
@@ -76,6 +80,7 @@ class NvWriter final : public ph::FieldSink {
   std::vector<Nv>& out_;
   char* mem_;
   size_t cap_;
+  std::string_view skip_;
   size_t used_ = 0;
 };
 
@@ -99,14 +104,25 @@ H2Stream::~H2Stream() {
 bool H2Stream::response_head(const ph::ResponseHead& h, const http::ResponseContext& ctx) {
   H2Session& s = session_;
   if (closed_) return true;
-  if (h.status == 101) return false;  // no upgrades in HTTP/2: 502
+  // The only upgrade HTTP/2 has is RFC 8441's: the backend's 101 becomes a
+  // 200 once its Sec-WebSocket-Accept proves it answered our key.
+  const bool websocket = upgrade_ && h.status == 101;
+  if (h.status == 101 && !websocket) return false;  // 502
+  if (websocket) {
+    std::string_view accept;
+    for (const auto& f : h.fields)
+      if (ph::iequals(f.name, "sec-websocket-accept")) accept = f.value;
+    if (accept != tls::websocket_accept(ws_key_)) return false;  // 502
+  }
   uring::Chunk* chunk = s.loop_.new_chunk();
   if (!chunk) return false;
   IoBuf own;
   own.chunk = chunk;
   s.nv_.clear();
-  NvWriter w(s.nv_, reinterpret_cast<char*>(chunk->data), uring::Chunk::kSize - 32);
-  const bool tunnel = method_ == ph::Method::kConnect && h.status >= 200 && h.status < 300;
+  NvWriter w(s.nv_, reinterpret_cast<char*>(chunk->data), uring::Chunk::kSize - 32,
+             websocket ? "sec-websocket-accept" : "");
+  const bool tunnel =
+      websocket || (method_ == ph::Method::kConnect && h.status >= 200 && h.status < 300);
   bool ok = http::forward_response_fields(h, ctx, w);
   char len_buf[24];
   if (ok && h.has_length && !tunnel && h.status >= 200 && h.status != 204) {
@@ -114,17 +130,18 @@ bool H2Stream::response_head(const ph::ResponseHead& h, const http::ResponseCont
     s.nv_.push_back({"content-length", {len_buf, static_cast<size_t>(r.ptr - len_buf)}});
   }
   if (ok) {
-    if (h.informational()) {
+    if (h.informational() && !websocket) {
       ok = s.ss_.submit_informational(st_.id, h.status, s.nv_);
     } else {
       // A body follows unless the response has none; a tunnel's bytes are
       // DATA frames until either side ends.
       const bool end = h.body == ph::Body::kNone && !tunnel;
-      ok = s.ss_.submit_response(st_.id, h.status, s.nv_, end);
+      const uint16_t status = websocket ? 200 : h.status;
+      ok = s.ss_.submit_response(st_.id, status, s.nv_, end);
       if (ok) {
         resp_head_sent_ = true;
         if (end) resp_end_ = true;
-        s.count_status(h.status);
+        s.count_status(status);
       }
     }
   }
@@ -336,6 +353,30 @@ void H2Session::on_request(h2::Stream& s, const ph::RequestHead& head, bool end)
     send_error(hs, 413);
     return;
   }
+  ph::RequestHead req = head;
+  if (!head.upgrade.empty()) {
+    // RFC 8441: only WebSocket is known to go over an HTTP/1.1 upgrade.
+    if (!ph::iequals(head.upgrade, "websocket")) {
+      send_error(hs, 501);
+      return;
+    }
+    hs.upgrade_ = true;
+    uint8_t nonce[16];
+    if (getrandom(nonce, sizeof(nonce), 0) != static_cast<ssize_t>(sizeof(nonce))) {
+      send_error(hs, 503);
+      return;
+    }
+    hs.ws_key_ = tls::base64(nonce, sizeof(nonce));
+    // HTTP/2 has no key of its own (RFC 8441 §5): the one upstream is ours.
+    bool version = false;
+    std::erase_if(s.fields, [&](const ph::Field& f) {
+      version = version || f.name == "sec-websocket-version";
+      return f.name == "sec-websocket-key";
+    });
+    s.fields.push_back({"sec-websocket-key", hs.ws_key_});
+    if (!version) s.fields.push_back({"sec-websocket-version", "13"});
+    req.fields = s.fields;
+  }
   proxy::Client client;
   client.peer = &peer_;
   client.hash = hash_;
@@ -349,7 +390,7 @@ void H2Session::on_request(h2::Stream& s, const ph::RequestHead& head, bool end)
     send_error(hs, 503);
     return;
   }
-  hs.ex_->start(head, hs.head_ns_, clock::cached_ns());
+  hs.ex_->start(req, hs.head_ns_, clock::cached_ns());
   pump_request(hs);
 }
 
@@ -365,7 +406,7 @@ void H2Session::on_request_data(h2::Stream& s, const uint8_t* data, size_t len) 
     return;
   }
   proxy::Exchange& ex = *hs.ex_;
-  if (hs.method_ == ph::Method::kConnect && !hs.tunnel_) {
+  if ((hs.method_ == ph::Method::kConnect || hs.upgrade_) && !hs.tunnel_) {
     copy_request_data(hs, data, len);  // tunnel bytes: held until the tunnel opens
     return;
   }
@@ -416,18 +457,11 @@ void H2Session::on_request_end(h2::Stream& s, std::span<const ph::Field> trailer
   (void)trailers;  // kept in s.trailers until the stream closes
   H2Stream& hs = of(s);
   hs.req_end_ = true;
-  if (hs.tunnel_) {
-    if (hs.req_body_.empty() && hs.ex_ && !hs.req_end_sent_) {
-      hs.req_end_sent_ = true;
-      hs.ex_->tunnel_eof();
-    }
-    return;
-  }
   pump_request(hs);
 }
 
 void H2Session::pump_request(H2Stream& hs) {
-  if (hs.method_ == ph::Method::kConnect && !hs.tunnel_) return;
+  if ((hs.method_ == ph::Method::kConnect || hs.upgrade_) && !hs.tunnel_) return;
   while (hs.ex_ && !hs.discard_ && !hs.req_body_.empty() && hs.ex_->body_room()) {
     const IoBuf b = hs.req_body_.take_front();
     credit(hs.st_.id, b.len);
@@ -437,11 +471,15 @@ void H2Session::pump_request(H2Stream& hs) {
       hs.ex_->request_data(b);
     }
   }
-  if (hs.ex_ && hs.req_end_ && !hs.req_end_sent_ && hs.req_body_.empty() && !hs.discard_) {
-    if (hs.tunnel_) {
-      hs.req_end_sent_ = true;
+  if (hs.tunnel_) {
+    if (hs.ex_ && hs.req_end_ && !hs.tunnel_end_sent_ && hs.req_body_.empty() && !hs.discard_) {
+      hs.tunnel_end_sent_ = true;
       hs.ex_->tunnel_eof();
-    } else if (hs.ex_->body_room()) {
+    }
+    return;
+  }
+  if (hs.ex_ && hs.req_end_ && !hs.req_end_sent_ && hs.req_body_.empty() && !hs.discard_) {
+    if (hs.ex_->body_room()) {
       hs.req_end_sent_ = true;
       hs.ex_->request_end(hs.st_.trailers);
     }
@@ -622,6 +660,14 @@ void H2Session::flush() {
     }
   }
   flush_out();
+  if (out_) {
+    // The socket's queue holds what it still has to send of the chunk: an
+    // idle connection keeps none.
+    IoBuf own;
+    own.chunk = out_;
+    loop_.release(own);
+    out_ = nullptr;
+  }
   if (!to_resume_.empty()) {
     // Outside the codec's callbacks: a resumed upstream may hand over data
     // at once (which schedules another flush).

@@ -15,8 +15,9 @@ import time
 import pytest
 
 from egwtest import Gateway, pattern, wait_until
-from h2test import (ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, HEADERS,
-                    NO_ERROR, PING, PROTOCOL_ERROR, RST_STREAM, SETTINGS, H2Client, RawH2, frame)
+from h2test import (CONTINUATION, DATA, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, HEADERS,
+                    NO_ERROR, PING, PROTOCOL_ERROR, RST_STREAM, SETTINGS, H2Client, RawH2, Stream,
+                    frame)
 from httptest import HttpBackend, http_exchange, status_of
 from test_http import http_config
 from tlstest import Pki, cert_table
@@ -242,6 +243,154 @@ respond = { status = 202, headers = { "X-Local" = "yes" }, body = "local body" }
     s = c.wait(c.request("/hello"))
     assert s.status == 200
     c.close()
+
+
+# --- RFC 8441: WebSocket over HTTP/2 ---------------------------------------------------------
+
+def ws_frame(opcode, payload, mask=b"\x11\x22\x33\x44"):
+    n = len(payload)
+    head = bytes([0x80 | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def ws_parse(buf):
+    """Unmasked server frames: ([(opcode, payload)], rest)."""
+    out = []
+    while len(buf) >= 2:
+        n, off = buf[1] & 0x7F, 2
+        if n == 126:
+            if len(buf) < 4:
+                break
+            n, off = int.from_bytes(buf[2:4], "big"), 4
+        elif n == 127:
+            if len(buf) < 10:
+                break
+            n, off = int.from_bytes(buf[2:10], "big"), 10
+        if len(buf) < off + n:
+            break
+        out.append((buf[0] & 0x0F, bytes(buf[off:off + n])))
+        buf = buf[off + n:]
+    return out, buf
+
+
+@pytest.fixture
+def ws_backend():
+    import asyncio
+    import websockets
+    ready = threading.Event()
+    state = {"headers": []}
+
+    def serve():
+        async def echo(ws, path=None):
+            req = getattr(ws, "request", None)
+            state["headers"].append(dict(req.headers) if req else dict(ws.request_headers))
+            async for msg in ws:
+                await ws.send(msg)
+
+        async def main():
+            server = await websockets.serve(echo, "127.0.0.1", 0)
+            state["port"] = server.sockets[0].getsockname()[1]
+            state["loop"] = asyncio.get_running_loop()
+            state["stop"] = asyncio.Event()
+            ready.set()
+            await state["stop"].wait()
+            server.close()
+            await server.wait_closed()
+
+        asyncio.run(main())
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    assert ready.wait(10)
+
+    class Addr:
+        address = f"127.0.0.1:{state['port']}"
+    state["addr"] = Addr()
+    yield state
+    state["loop"].call_soon_threadsafe(state["stop"].set)
+    t.join(5)
+
+
+def extended_connect(c, path="/chat", protocol="websocket"):
+    sid = c.conn.get_next_available_stream_id()
+    c.streams[sid] = Stream()
+    c.conn.send_headers(sid, [(":method", "CONNECT"), (":protocol", protocol), (":scheme", "http"),
+                              (":path", path), (":authority", "localhost"),
+                              ("sec-websocket-version", "13")])
+    c.flush()
+    return sid
+
+
+def test_websocket_over_http2_to_an_http11_backend(gateways, ws_backend):
+    g = Gateway(http_config([ws_backend["addr"]], listener_extra="tunnel_timeout_ms = 5000"))
+    gateways.append(g)
+    c = H2Client(g.address("web"), validate=False)
+    c.pump(lambda: c.remote_settings_seen, timeout=5)
+    assert c.conn.remote_settings.enable_connect_protocol == 1
+    c.streams[0] = Stream()
+    sid = extended_connect(c)
+    s = c.streams[sid]
+    assert c.pump(lambda: s.headers is not None or s.reset is not None, timeout=10)
+    assert s.status == 200, (s.headers, s.reset)
+    assert not s.header("sec-websocket-accept") and not s.header("upgrade")
+    # The backend saw an HTTP/1.1 upgrade with a key of the gateway's.
+    seen = {k.lower(): v for k, v in ws_backend["headers"][-1].items()}
+    assert seen["upgrade"].lower() == "websocket" and len(seen["sec-websocket-key"]) == 24
+    messages = [b"hello", b"\x00" * 70000, b"last"]
+    c.send_body(sid, b"".join(ws_frame(0x2, m) for m in messages), end=False)
+    got = []
+
+    def echoed():
+        frames, _ = ws_parse(bytes(s.data))
+        got[:] = frames
+        return len(frames) >= len(messages)
+    assert c.pump(echoed, timeout=10)
+    assert [p for _, p in got] == messages
+    # Close: the backend answers the close frame and ends; END_STREAM both ways.
+    c.conn.send_data(sid, ws_frame(0x8, b"\x03\xe8"), end_stream=True)
+    c.flush()
+    assert c.pump(lambda: s.ended or s.reset is not None, timeout=10)
+    assert s.ended and s.reset is None
+    frames, _ = ws_parse(bytes(s.data))
+    assert frames[-1][0] == 0x8
+    # The connection serves on (a plain GET, which that backend refuses itself).
+    plain = c.wait(c.request("/plain"))
+    assert plain.status is not None and plain.status >= 400
+    c.close()
+
+
+def test_websocket_upgrade_with_a_wrong_accept_is_502(gateways):
+    from test_http_core import one_shot_upstream
+
+    def serve(conn):
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            d = conn.recv(4096)
+            if not d:
+                return
+            buf += d
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: bm90IHRoZSByaWdodCBvbmU=\r\n\r\n")
+        time.sleep(0.5)
+    addr, t = one_shot_upstream(serve)
+    g = Gateway(http_config([addr]))
+    gateways.append(g)
+    c = H2Client(g.address("web"), validate=False)
+    c.streams[0] = Stream()
+    sid = extended_connect(c)
+    s = c.wait(sid)
+    assert s.status == 502
+    # Another protocol than WebSocket is not known: 501.
+    sid = extended_connect(c, protocol="connect-udp")
+    assert c.wait(sid).status == 501
+    c.close()
+    t.join(5)
 
 
 # --- RFC 9113 §8: malformed requests are stream errors, never forwarded ----------------------

@@ -112,6 +112,7 @@ class Harness final : public Handler, public Sink {
     for (const auto& f : h.fields)
       r.fields.emplace_back(f.name, f.value);
     requests[s.id] = r;
+    upgrades[s.id] = std::string(h.upgrade);
   }
   void on_request_rejected(Stream& s, uint16_t status) override { rejected[s.id] = status; }
   void on_request_data(Stream& s, const uint8_t* d, size_t n) override {
@@ -176,6 +177,7 @@ class Harness final : public Handler, public Sink {
   std::map<int32_t, std::unique_ptr<Stream>> streams;
   std::map<int32_t, Request> requests;
   std::map<int32_t, uint16_t> rejected;
+  std::map<int32_t, std::string> upgrades;
   std::map<int32_t, uint32_t> closed;
   std::map<int32_t, std::string> bodies;
   std::string out;
@@ -328,6 +330,23 @@ TEST(H2Server, LowerStreamIdThanOneUsedIsAProtocolError) {
   h.feed(h.headers(5, {}));
   EXPECT_EQ(h.feed(h.headers(3, {})), ServerSession::Status::kClosed);
   EXPECT_EQ(goaway_code(h.drain()), kProtocolError);
+}
+
+TEST(H2Server, ExtendedConnectIsAnUpgrade) {
+  Harness h;
+  h.handshake();
+  h.feed(frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS, 1,
+               h.hpack.encode({{":method", "CONNECT"},
+                               {":protocol", "websocket"},
+                               {":scheme", "https"},
+                               {":path", "/chat"},
+                               {":authority", "a.test"},
+                               {"sec-websocket-version", "13"}})));
+  ASSERT_EQ(h.requests.count(1), 1u);
+  EXPECT_EQ(h.requests[1].method, "GET");
+  EXPECT_EQ(h.requests[1].path, "/chat");
+  EXPECT_EQ(h.requests[1].body, ph::Body::kNone);
+  EXPECT_EQ(h.upgrades[1], "websocket");
 }
 
 TEST(H2Server, GracefulShutdownTakesStreamsUntilTheFinalGoaway) {

@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""HTTP/2 from clients side by side: ExpressGateway, HAProxy 2.6 and nginx
+1.22, one worker each pinned to --proxy-cpu, h2load and the HTTP/1.1 nginx
+origin on --client-cpu. Every proxy speaks HTTP/2 to the client and
+HTTP/1.1 (keep-alive) to the origin.
+
+Scenarios, in interleaved rounds (medians reported):
+  - h2c:  prior knowledge on cleartext, h2load -c16 -m10, 100-byte responses;
+  - h2c64: the same with -c64;
+  - h2tls: HTTP/2 over TLS 1.3 (AES-128-GCM, X25519, ECDSA P-256 everywhere),
+    -c16 -m10, connections opened once;
+  - h2big: one connection, one stream at a time, 1 MiB responses (proxy CPU
+    per MB).
+For each: requests/s, proxy CPU per request (scheduler accounting of the
+proxy's threads) and h2load's failures (a run with any is reported as such).
+
+  scripts/bench/h2_compare.py [--rounds 3] [--requests 200000] [--out DIR]
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import (free_port, md_table, start_egw, start_haproxy, start_nginx, tree_cpu_ns,
+                    wait_port)
+from tls_compare import make_pki
+
+SMALL = "x" * 100
+
+
+def origin_conf(port, root, wd):
+    return f"""
+worker_processes 1;
+error_log {wd}/origin-error.log error;
+pid {wd}/origin.pid;
+events {{ worker_connections 20000; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  sendfile on;
+  server {{
+    listen 127.0.0.1:{port} backlog=4096 reuseport;
+    root {root};
+    location = /small {{ return 200 "{SMALL}"; }}
+  }}
+}}
+"""
+
+
+def egw_conf(port, tls_port, origin, wd):
+    common = """protocol = "http"
+cluster = "origin"
+x_forwarded_for = "off"
+x_forwarded_proto = false
+via = false
+http2_max_concurrent_streams = 128
+http2_max_requests_per_connection = 1000000"""
+    return f"""
+[global]
+workers = 1
+log_level = "info"
+[[listener]]
+name = "h2c"
+bind = "127.0.0.1:{port}"
+{common}
+[[listener]]
+name = "h2tls"
+bind = "127.0.0.1:{tls_port}"
+{common}
+[listener.tls]
+certificates = [ {{ cert = "{wd}/site.pem", key = "{wd}/site.key" }} ]
+ciphers = "TLS13-AES128-GCM-SHA256"
+groups = "X25519"
+min_version = "1.3"
+[[cluster]]
+name = "origin"
+keep_alive_max_idle = 4096
+endpoints = [ {{ address = "127.0.0.1:{origin}" }} ]
+"""
+
+
+def haproxy_conf(port, tls_port, origin, wd):
+    return f"""
+global
+  nbthread 1
+  maxconn 9000
+  ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256
+  ssl-default-bind-options ssl-min-ver TLSv1.3
+  ssl-default-bind-curves X25519
+  tune.h2.max-concurrent-streams 128
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 60s
+  timeout server 60s
+frontend web
+  option http-keep-alive
+  bind 127.0.0.1:{port} proto h2
+  bind 127.0.0.1:{tls_port} ssl crt {wd}/combined.pem alpn h2,http/1.1
+  default_backend origin
+backend origin
+  http-reuse always
+  server s1 127.0.0.1:{origin}
+"""
+
+
+def nginx_conf(port, tls_port, origin, wd):
+    return f"""
+worker_processes 1;
+error_log {wd}/nginx-error.log error;
+pid {wd}/nginx.pid;
+events {{ worker_connections 9000; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  http2_max_concurrent_streams 128;
+  http2_max_requests 1000000;
+  upstream origin {{ server 127.0.0.1:{origin}; keepalive 1024; }}
+  server {{
+    listen 127.0.0.1:{port} http2 backlog=4096;
+    listen 127.0.0.1:{tls_port} ssl http2 backlog=4096;
+    ssl_certificate {wd}/site.pem;
+    ssl_certificate_key {wd}/site.key;
+    ssl_protocols TLSv1.3;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256;
+    ssl_ecdh_curve X25519;
+    location / {{
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }}
+  }}
+}}
+"""
+
+
+SCENARIOS = {
+    # name: (tls, path, connections, streams per connection, requests factor)
+    "h2c": (False, "/small", 16, 10, 1.0),
+    "h2c64": (False, "/small", 64, 10, 1.0),
+    "h2tls": (True, "/small", 16, 10, 1.0),
+    "h2big": (False, "/1m", 1, 1, 0.002),
+}
+
+
+def h2load(cpu, url, conns, streams, n):
+    cmd = ["taskset", "-c", str(cpu), "h2load", "-n", str(n), "-c", str(conns), "-m",
+           str(streams), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600).stdout
+    m = re.search(r"finished in ([\d.]+)(s|ms), ([\d.]+) req/s", out)
+    done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed",
+                     out)
+    codes = re.search(r"status codes: (\d+) 2xx", out)
+    if not m or not done:
+        raise RuntimeError(f"h2load: {out[-2000:]}")
+    ok = int(done.group(2)) == n and int(done.group(3)) == 0 and codes and int(codes.group(1)) == n
+    return float(m.group(3)), ok, out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--requests", type=int, default=200000)
+    ap.add_argument("--proxy-cpu", type=int, default=1)
+    ap.add_argument("--client-cpu", type=int, default=0)
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    wd = tempfile.mkdtemp(prefix="egw-h2bench-")
+    root = os.path.join(wd, "www")
+    os.makedirs(root)
+    with open(os.path.join(root, "1m"), "wb") as f:
+        f.write(os.urandom(1 << 20))
+    os.chmod(wd, 0o755)
+    os.chmod(root, 0o755)
+    os.chmod(os.path.join(root, "1m"), 0o644)
+    make_pki(wd)
+    origin_port = free_port()
+    procs = []
+    origin = start_nginx(origin_conf(origin_port, root, wd), args.client_cpu, wd + "/o")
+    os.makedirs(wd + "/o", exist_ok=True)
+    procs.append(origin)
+    wait_port(origin_port, proc=origin)
+    targets = []
+    for name, conf, start in (("ExpressGateway", egw_conf, start_egw),
+                              ("HAProxy", haproxy_conf, start_haproxy),
+                              ("nginx", nginx_conf, start_nginx)):
+        port, tls_port = free_port(), free_port()
+        twd = os.path.join(wd, name)
+        os.makedirs(twd)
+        for f in ("site.pem", "site.key", "combined.pem"):
+            os.link(os.path.join(wd, f), os.path.join(twd, f))
+        p = start(conf(port, tls_port, origin_port, twd), args.proxy_cpu, twd)
+        procs.append(p)
+        wait_port(port, proc=p)
+        wait_port(tls_port, proc=p)
+        targets.append((name, port, tls_port, p))
+    results = {}  # (scenario, target) -> [(rps, cpu_us_per_req, ok)]
+    try:
+        for r in range(args.rounds):
+            for sc in args.scenarios.split(","):
+                tls, path, conns, streams, factor = SCENARIOS[sc]
+                n = max(100, int(args.requests * factor))
+                order = targets if r % 2 == 0 else list(reversed(targets))
+                for name, port, tls_port, p in order:
+                    url = (f"https://127.0.0.1:{tls_port}{path}" if tls
+                           else f"http://127.0.0.1:{port}{path}")
+                    cpu0 = tree_cpu_ns(p.pid)
+                    rps, ok, _ = h2load(args.client_cpu, url, conns, streams, n)
+                    cpu = (tree_cpu_ns(p.pid) - cpu0) / 1e3 / n
+                    results.setdefault((sc, name), []).append((rps, cpu, ok))
+                    print(f"round {r + 1} {sc:6} {name:15} {rps:10.0f} req/s "
+                          f"{cpu:7.2f} us/req{'' if ok else '  FAILURES'}", flush=True)
+    finally:
+        for p in procs:
+            p.stop()
+    rows = []
+    for sc in args.scenarios.split(","):
+        egw = results[(sc, "ExpressGateway")]
+        egw_rps = statistics.median(x[0] for x in egw)
+        egw_cpu = statistics.median(x[1] for x in egw)
+        for name, *_ in targets:
+            v = results[(sc, name)]
+            rps = statistics.median(x[0] for x in v)
+            cpu = statistics.median(x[1] for x in v)
+            unit = "us/MB" if sc == "h2big" else "us/req"
+            rows.append([sc, name, f"{rps:.0f}", f"{egw_rps / rps:.2f}", f"{cpu:.2f} {unit}",
+                         f"{cpu / egw_cpu:.2f}", "yes" if all(x[2] for x in v) else "NO"])
+    table = md_table(["scenario", "proxy", "req/s (median)", "EGW / this (req/s)",
+                      "proxy CPU", "this / EGW (CPU)", "all 2xx"], rows)
+    print(table)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "h2_compare.md"), "w") as f:
+            f.write(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
