@@ -83,10 +83,10 @@ class H2Stream final : private proxy::Downstream {
   bool paused_ = false;          // the upstream is paused for our queue
   bool tunnel_ = false;
   bool tunnel_end_sent_ = false;  // the client's END_STREAM went to the tunnel
-  bool upgrade_ = false;  // RFC 8441 WebSocket: a GET + Upgrade upstream, 200 on its 101
-  std::string ws_key_;    // the Sec-WebSocket-Key sent upstream for it
-  bool discard_ = false;  // the exchange is done: request bytes are dropped
-  bool closed_ = false;   // the codec closed the stream (on_stream_closed ran)
+  bool upgrade_ = false;          // RFC 8441 WebSocket: a GET + Upgrade upstream, 200 on its 101
+  std::string ws_key_;            // the Sec-WebSocket-Key sent upstream for it
+  bool discard_ = false;          // the exchange is done: request bytes are dropped
+  bool closed_ = false;           // the codec closed the stream (on_stream_closed ran)
   ListNode node_;
 };
 

@@ -188,7 +188,7 @@ def test_quoted_library_headers_are_checked_too(tmp_path, capsys):
     ("src/proxy/exchange.cc", '"src/downstream/http_session.h"'),
     ("src/proxy/exchange.cc", '"src/server/worker.h"'),
     ("src/proxy/exchange.cc", '"src/load/runner.h"'),
-    ("src/downstream/h2_session.cc", '"src/server/worker.h"'),
+    ("src/downstream/h3_session.cc", '"src/server/worker.h"'),
     ("src/downstream/session.h", '"src/load/runner.h"'),
     ("src/server/server.cc", '"src/load/runner.h"'),
     ("src/load/runner.cc", '"src/downstream/http_session.h"'),
