@@ -7,6 +7,7 @@
 #include <benchmark/benchmark.h>
 #include <nghttp2/nghttp2.h>
 
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,9 +36,9 @@ std::string frame(uint8_t type, uint8_t flags, uint32_t id, std::string_view pay
 std::vector<std::string> requests(size_t count) {
   nghttp2_hd_deflater* d = nullptr;
   nghttp2_hd_deflate_new(&d, 4096);
-  const char* nv[][2] = {{":method", "GET"},     {":scheme", "http"},
-                         {":authority", "localhost:8080"}, {":path", "/api/v1/items"},
-                         {"user-agent", "curl/7.88.1"},    {"accept", "*/*"}};
+  const char* nv[][2] = {
+      {":method", "GET"},         {":scheme", "http"},           {":authority", "localhost:8080"},
+      {":path", "/api/v1/items"}, {"user-agent", "curl/7.88.1"}, {"accept", "*/*"}};
   std::vector<nghttp2_nv> v;
   for (auto& [n, val] : nv) {
     v.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(n)),
@@ -48,11 +49,14 @@ std::vector<std::string> requests(size_t count) {
   out.reserve(count);
   for (size_t i = 0; i < count; ++i) {
     std::string block(256, '\0');
-    const auto n = nghttp2_hd_deflate_hd(d, reinterpret_cast<uint8_t*>(block.data()),
-                                         block.size(), v.data(), v.size());
+    const auto n = nghttp2_hd_deflate_hd(d, reinterpret_cast<uint8_t*>(block.data()), block.size(),
+                                         v.data(), v.size());
     block.resize(static_cast<size_t>(n));
+    // The request, and the connection window its response used, back (as
+    // a client that reads does).
     out.push_back(frame(NGHTTP2_HEADERS, NGHTTP2_FLAG_END_HEADERS | NGHTTP2_FLAG_END_STREAM,
-                        static_cast<uint32_t>(1 + 2 * i), block));
+                        static_cast<uint32_t>(1 + 2 * i), block) +
+                  frame(NGHTTP2_WINDOW_UPDATE, 0, 0, std::string("\0\0\0\x64", 4)));
   }
   nghttp2_hd_deflate_del(d);
   return out;
@@ -77,13 +81,14 @@ class Server final : public Handler, public Sink {
     if (live) ss.detach(stream);
   }
   Stream* begin_stream(int32_t) override {
-    stream.~Stream();
-    new (&stream) Stream();
+    ServerSession::release(stream);
+    stream.reset();  // as H2Session reuses stream storage
     live = true;
     return &stream;
   }
   void on_request(Stream& s, const ph::RequestHead& h, bool) override {
     benchmark::DoNotOptimize(h.path.data());
+    ++served;
     static constexpr ServerSession::Nv kFields[] = {{"content-type", "text/plain"},
                                                     {"content-length", "100"}};
     left = 100;
@@ -111,6 +116,7 @@ class Server final : public Handler, public Sink {
   bool live = false;
   size_t left = 0;
   size_t bytes = 0;
+  size_t served = 0;
 };
 
 void BM_H2RequestResponse(benchmark::State& state) {
@@ -132,6 +138,9 @@ void BM_H2RequestResponse(benchmark::State& state) {
   }
   allocs.report(state);
   state.SetItemsProcessed(state.iterations());
+  if (server->served != i)
+    state.SkipWithError(("a request was not served: " + std::string(server->ss.error())).c_str());
+  if (server->ss.error().size()) state.SkipWithError(std::string(server->ss.error()).c_str());
 }
 BENCHMARK(BM_H2RequestResponse);
 

@@ -4,8 +4,14 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdlib>
+#include <cstring>
 
 namespace egw::proto::h2 {
+
+struct ServerSession::NvScratch {
+  std::vector<nghttp2_nv> v;
+};
 
 const char* to_string(uint32_t code) {
   switch (code) {
@@ -43,6 +49,106 @@ const char* to_string(uint32_t code) {
 }
 
 namespace {
+
+// nghttp2 allocates for every stream and every frame it queues (the stream,
+// its outbound items, the copied head). Blocks up to kMaxCached bytes come
+// from per-thread free lists by 64-byte class instead of malloc: a worker
+// that has served a few streams allocates nothing more for the next ones.
+// Each list keeps at most kMaxPerClass blocks; larger blocks (the 16 KiB
+// frame buffer, HPACK tables) go to malloc. Sanitizer builds use malloc for
+// everything, so that ASan sees every nghttp2 access.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kPooled = false;
+#else
+constexpr bool kPooled = true;
+#endif
+constexpr size_t kClassBytes = 64;
+constexpr size_t kClasses = 8;  // up to 512 bytes
+constexpr size_t kMaxPerClass = 1024;
+constexpr size_t kHeader = 16;  // keeps malloc's alignment
+constexpr uint8_t kUncached = 0xff;
+
+struct FreeBlock {
+  FreeBlock* next;
+};
+struct ThreadCache {
+  FreeBlock* head[kClasses] = {};
+  size_t count[kClasses] = {};
+  ~ThreadCache() {
+    for (size_t c = 0; c < kClasses; ++c) {
+      while (FreeBlock* b = head[c]) {
+        head[c] = b->next;
+        std::free(reinterpret_cast<uint8_t*>(b) - kHeader);
+      }
+    }
+  }
+};
+thread_local ThreadCache t_cache;
+
+size_t block_size(uint8_t cls) {
+  return (cls + 1) * kClassBytes;
+}
+
+void* pool_malloc(size_t size, void*) {
+  const size_t cls = size == 0 ? 0 : (size - 1) / kClassBytes;
+  if (cls < kClasses) {
+    if (FreeBlock* b = t_cache.head[cls]) {
+      t_cache.head[cls] = b->next;
+      --t_cache.count[cls];
+      return b;
+    }
+    auto* raw = static_cast<uint8_t*>(std::malloc(kHeader + block_size(static_cast<uint8_t>(cls))));
+    if (!raw) return nullptr;
+    raw[0] = static_cast<uint8_t>(cls);
+    return raw + kHeader;
+  }
+  auto* raw = static_cast<uint8_t*>(std::malloc(kHeader + size));
+  if (!raw) return nullptr;
+  raw[0] = kUncached;
+  return raw + kHeader;
+}
+
+void pool_free(void* ptr, void*) {
+  if (!ptr) return;
+  uint8_t* raw = static_cast<uint8_t*>(ptr) - kHeader;
+  const uint8_t cls = raw[0];
+  if (cls != kUncached && t_cache.count[cls] < kMaxPerClass) {
+    auto* b = static_cast<FreeBlock*>(ptr);
+    b->next = t_cache.head[cls];
+    t_cache.head[cls] = b;
+    ++t_cache.count[cls];
+    return;
+  }
+  std::free(raw);
+}
+
+void* pool_calloc(size_t n, size_t size, void* ud) {
+  if (size && n > SIZE_MAX / size) return nullptr;
+  void* p = pool_malloc(n * size, ud);
+  if (p) std::memset(p, 0, n * size);
+  return p;
+}
+
+void* pool_realloc(void* ptr, size_t size, void* ud) {
+  if (!ptr) return pool_malloc(size, ud);
+  uint8_t* raw = static_cast<uint8_t*>(ptr) - kHeader;
+  if (raw[0] == kUncached) {
+    auto* grown = static_cast<uint8_t*>(std::realloc(raw, kHeader + size));
+    return grown ? grown + kHeader : nullptr;
+  }
+  const size_t have = block_size(raw[0]);
+  if (size <= have) return ptr;
+  void* p = pool_malloc(size, ud);
+  if (!p) return nullptr;
+  std::memcpy(p, ptr, have);
+  pool_free(ptr, ud);
+  return p;
+}
+
+nghttp2_mem* allocator() {
+  static nghttp2_mem pooled = {nullptr, pool_malloc, pool_free, pool_calloc, pool_realloc};
+  return kPooled ? &pooled : nullptr;  // null: nghttp2's default (malloc)
+}
 
 std::string_view view(nghttp2_rcbuf* b) {
   const nghttp2_vec v = nghttp2_rcbuf_get_buf(b);
@@ -278,8 +384,8 @@ struct ServerSession::Callbacks {
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       if (trailers) {
         const auto t = me.handler_.response_trailers(*s);
-        std::vector<nghttp2_nv> nv;
-        nv.reserve(t.size());
+        std::vector<nghttp2_nv>& nv = me.nv_->v;
+        nv.clear();
         for (const auto& f : t) {
           nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(f.name.data())),
                         reinterpret_cast<uint8_t*>(const_cast<char*>(f.value.data())),
@@ -311,7 +417,10 @@ struct ServerSession::Callbacks {
 };
 
 ServerSession::ServerSession(Handler& handler, const Settings& settings)
-    : handler_(handler), settings_(settings), glitch_tokens_(settings.glitch_burst) {}
+    : handler_(handler),
+      settings_(settings),
+      nv_(std::make_unique<NvScratch>()),
+      glitch_tokens_(settings.glitch_burst) {}
 
 ServerSession::~ServerSession() {
   // The Handler has released every stream (release()) before this: the
@@ -324,6 +433,24 @@ void ServerSession::release(Stream& s) {
   drop_refs(s);
   s.fields.clear();
   s.trailers.clear();
+}
+
+void Stream::reset() {
+  // What the vectors hold is gone (release() ran); their room stays.
+  void* const u = user;
+  std::vector<ph::Field> f = std::move(fields), t = std::move(trailers);
+  std::vector<nghttp2_rcbuf*> r = std::move(refs);
+  std::string c = std::move(cookie);
+  *this = Stream{};
+  user = u;
+  f.clear();
+  t.clear();
+  r.clear();
+  c.clear();
+  fields = std::move(f);
+  trailers = std::move(t);
+  refs = std::move(r);
+  cookie = std::move(c);
 }
 
 void ServerSession::detach(Stream& s) {
@@ -359,7 +486,7 @@ bool ServerSession::start(uint64_t now_ms) {
 #ifdef EGW_NGHTTP2_RESET_RATE_LIMIT
   nghttp2_option_set_stream_reset_rate_limit(opt, settings_.reset_burst, settings_.reset_rate);
 #endif
-  const int rv = nghttp2_session_server_new2(&session_, cb, this, opt);
+  const int rv = nghttp2_session_server_new3(&session_, cb, this, opt, allocator());
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cb);
   if (rv != 0) {
@@ -652,10 +779,11 @@ void ServerSession::finish_head(Stream& s) {
 
 namespace {
 
-std::vector<nghttp2_nv> make_nv(uint16_t status, char* status_buf,
-                                std::span<const ServerSession::Nv> fields) {
-  std::vector<nghttp2_nv> nv;
-  nv.reserve(fields.size() + 1);
+// The head as nghttp2 takes it, in `nv` (reused: no allocation once it has
+// grown to the largest head).
+void make_nv(std::vector<nghttp2_nv>& nv, uint16_t status, char* status_buf,
+             std::span<const ServerSession::Nv> fields) {
+  nv.clear();
   const auto r = std::to_chars(status_buf, status_buf + 3, status);
   nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(":status")),
                 reinterpret_cast<uint8_t*>(status_buf), 7, static_cast<size_t>(r.ptr - status_buf),
@@ -665,7 +793,6 @@ std::vector<nghttp2_nv> make_nv(uint16_t status, char* status_buf,
                   reinterpret_cast<uint8_t*>(const_cast<char*>(f.value.data())), f.name.size(),
                   f.value.size(), NGHTTP2_NV_FLAG_NONE});
   }
-  return nv;
 }
 
 }  // namespace
@@ -675,19 +802,20 @@ bool ServerSession::submit_response(int32_t id, uint16_t status, std::span<const
   Stream* s = stream_of(session_, id);
   if (!s || status < 200 || status > 999) return false;
   char buf[4];
-  const auto nv = make_nv(status, buf, fields);
+  make_nv(nv_->v, status, buf, fields);
   nghttp2_data_provider prd;
   prd.source.ptr = s;
   prd.read_callback = Callbacks::read_body;
-  return nghttp2_submit_response(session_, id, nv.data(), nv.size(), end ? nullptr : &prd) == 0;
+  return nghttp2_submit_response(session_, id, nv_->v.data(), nv_->v.size(),
+                                 end ? nullptr : &prd) == 0;
 }
 
 bool ServerSession::submit_informational(int32_t id, uint16_t status, std::span<const Nv> fields) {
   if (!stream_of(session_, id) || status < 100 || status > 199) return false;
   char buf[4];
-  const auto nv = make_nv(status, buf, fields);
-  return nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, id, nullptr, nv.data(), nv.size(),
-                                nullptr) >= 0;
+  make_nv(nv_->v, status, buf, fields);
+  return nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, id, nullptr, nv_->v.data(),
+                                nv_->v.size(), nullptr) >= 0;
 }
 
 void ServerSession::resume(int32_t id) {

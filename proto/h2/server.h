@@ -32,6 +32,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -102,6 +103,11 @@ struct Stream {
   bool headers_done = false;
   bool request_ended = false;  // END_STREAM received
   bool reset_by_peer = false;
+
+  // Back to a fresh stream, keeping the vectors' capacity (a Handler that
+  // reuses storage allocates nothing per stream once warm). Call after
+  // ServerSession::release().
+  void reset();
 };
 
 class Handler {
@@ -231,6 +237,8 @@ class ServerSession {
   Handler& handler_;
   Settings settings_;
   std::array<uint8_t, kIdWindow> ids_{};
+  struct NvScratch;  // heads being submitted (reused)
+  std::unique_ptr<NvScratch> nv_;
   uint32_t max_id_ = 0;
   // The frame scanner of recv(): where the next frame header starts.
   uint8_t hdr_[9];

@@ -329,6 +329,11 @@ h2::Stream* H2Session::begin_stream(int32_t id) {
   if (draining_ && ss_.goaway_sent()) return nullptr;
   H2Stream* hs = worker_.h2_streams().create(*this, loop_);
   if (!hs) return nullptr;
+  if (auto& spare = worker_.h2_spare_streams(); !spare.empty()) {
+    std::swap(hs->st_, spare.back());
+    hs->st_.user = hs;
+    spare.pop_back();
+  }
   hs->head_ns_ = clock::cached_ns();
   streams_.push_back(*hs);
   return &hs->st_;
@@ -581,6 +586,10 @@ void H2Session::free_stream(H2Stream& hs) {
   std::erase(to_resume_, &hs);
   if (!hs.closed_) ss_.detach(hs.st_);
   h2::ServerSession::release(hs.st_);
+  if (auto& spare = worker_.h2_spare_streams(); spare.size() < spare.capacity()) {
+    hs.st_.reset();
+    spare.push_back(std::move(hs.st_));
+  }
   hs.node_.unlink();
   worker_.h2_streams().destroy(&hs);
 }

@@ -54,6 +54,7 @@ void Worker::run(RuntimePtr rt) {
   http_sessions_ = std::make_unique<SlabPool<downstream::H1Session>>(256, g.max_sessions);
   h2_sessions_ = std::make_unique<SlabPool<downstream::H2Session>>(16, g.max_sessions);
   h2_streams_ = std::make_unique<SlabPool<downstream::H2Stream>>(256);
+  h2_spare_streams_.reserve(256);
   exchanges_ = std::make_unique<SlabPool<proxy::Exchange>>(256, g.max_sessions);
   h1_requests_ = std::make_unique<SlabPool<downstream::H1Request>>(16, g.max_sessions);
   header_blocks_ = std::make_unique<SlabPool<upstream::HeaderBlock>>(16);

@@ -95,6 +95,9 @@ class Worker final : public upstream::Context {
   SlabPool<downstream::H1Session>& http_sessions() { return *http_sessions_; }
   SlabPool<downstream::H2Session>& h2_sessions() { return *h2_sessions_; }
   SlabPool<downstream::H2Stream>& h2_streams() { return *h2_streams_; }
+  // Field storage of closed HTTP/2 streams, handed to new ones: vectors that
+  // keep their room, so warm streams allocate nothing (capacity: the cap).
+  std::vector<proto::h2::Stream>& h2_spare_streams() { return h2_spare_streams_; }
   SlabPool<upstream::HeaderBlock>& header_blocks() { return *header_blocks_; }
   SlabPool<proxy::Exchange>& exchanges() { return *exchanges_; }
   SlabPool<downstream::H1Request>& h1_requests() { return *h1_requests_; }
@@ -139,6 +142,7 @@ class Worker final : public upstream::Context {
   std::unique_ptr<SlabPool<downstream::H1Session>> http_sessions_;
   std::unique_ptr<SlabPool<downstream::H2Session>> h2_sessions_;
   std::unique_ptr<SlabPool<downstream::H2Stream>> h2_streams_;
+  std::vector<proto::h2::Stream> h2_spare_streams_;
   std::unique_ptr<SlabPool<proxy::Exchange>> exchanges_;
   std::unique_ptr<SlabPool<downstream::H1Request>> h1_requests_;
   std::unique_ptr<SlabPool<upstream::HeaderBlock>> header_blocks_;
