@@ -96,6 +96,8 @@ EventLoop::~EventLoop() {
   }
   if (scratch_ && --scratch_->refs == 0) chunks_.destroy(scratch_);
   scratch_ = nullptr;
+  if (spill_ && --spill_->refs == 0) chunks_.destroy(spill_);
+  spill_ = nullptr;
   buffers_.reset();
   if (t_current == this) t_current = nullptr;
 }
@@ -216,6 +218,21 @@ IoBuf EventLoop::scratch(uint32_t n) {
   IoBuf b = chunk_slice(scratch_, scratch_->used, n);
   scratch_->used += n;
   return b;
+}
+
+IoBuf EventLoop::spill(const IoBuf& b) {
+  if (b.bid == BufferRing::kNoBuffer || b.len == 0) return b;
+  ++counters_.spills;
+  if (!spill_ || spill_->used + b.len > Chunk::kSize) {
+    if (spill_ && --spill_->refs == 0) chunks_.destroy(spill_);
+    spill_ = new_chunk();
+    if (!spill_) return b;  // no memory to move it to: it stays where it is
+  }
+  std::memcpy(spill_->data + spill_->used, b.data, b.len);
+  const IoBuf out = chunk_slice(spill_, spill_->used, b.len);
+  spill_->used += b.len;
+  release(b);
+  return out;
 }
 
 void EventLoop::park_enobufs(Rearmable& r) {

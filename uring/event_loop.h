@@ -54,6 +54,7 @@ struct LoopCounters {
   uint64_t stale_buffers = 0;    // buffers handed back from stale CQEs
   uint64_t enobufs = 0;          // receivers parked because the buffer ring ran dry
   uint64_t rearms = 0;           // receivers re-armed from the ENOBUFS queue
+  uint64_t spills = 0;           // received buffers copied out of the ring to wait (spill())
   uint64_t timers_fired = 0;
   uint64_t doorbells = 0;
 
@@ -196,6 +197,13 @@ class EventLoop {
   // sizes, short answers), carved from a shared chunk: the IoBuf keeps it
   // alive until released. nullptr data when the chunk pool is exhausted.
   IoBuf scratch(uint32_t n);
+  // `b` moved out of the receive buffer ring: a copy in chunk memory (copies
+  // are packed together), and `b` released. For bytes that will wait (a
+  // paused receiver, a queue toward a slow peer): the ring is shared by
+  // every connection of the worker, and buffers parked behind slow peers
+  // would starve the others. `b` itself (not released) when it is not in a
+  // ring buffer, or when no chunk could be had.
+  IoBuf spill(const IoBuf& b);
   size_t chunks_in_use() const { return chunks_.in_use(); }
   SlabPool<IoBufNode>& io_nodes() { return io_nodes_; }
   SlabPool<IovBlock>& iov_blocks() { return iov_blocks_; }
@@ -254,6 +262,7 @@ class EventLoop {
   SlabPool<IoBufNode> io_nodes_{1024};
   SlabPool<IovBlock> iov_blocks_{64};
   SlabPool<Chunk> chunks_{16};
+  Chunk* spill_ = nullptr;    // where spill() packs copies
   Chunk* scratch_ = nullptr;  // current chunk for scratch() (holds one reference)
   TimerWheel timers_;
   LoopCounters counters_;

@@ -30,6 +30,12 @@ class IoQueue {
   }
 
   // Takes ownership of `b`.
+  // Replaces every queued buffer by f(buffer) (same bytes; e.g. spilled).
+  template <class F>
+  void replace_each(F&& f) {
+    for (IoBufNode* n = head_; n; n = n->next)
+      n->buf = f(n->buf);
+  }
   void push_back(const IoBuf& b);
   void push_front(const IoBuf& b);
   // Removes the front buffer and hands its ownership to the caller.

@@ -158,12 +158,18 @@ void H2Stream::response_data(const IoBuf& data) {
   }
   if (body_.empty()) progress_ms_ = s.loop_.now_ms();  // it begins to wait here
   body_.push_back(data);
+  s.buffered_ += data.len;
   if (deferred_) {
     deferred_ = false;
     s.ss_.resume(st_.id);
   }
-  if (!paused_ && body_.bytes() >= H2Session::kMaxStreamBuffered && ex_) {
+  // Past this stream's share, or past the connection's: the upstream waits
+  // until the client's windows let the queues drain.
+  if (!paused_ && ex_ &&
+      (body_.bytes() >= H2Session::kMaxStreamBuffered ||
+       s.buffered_ >= H2Session::kMaxConnBuffered)) {
     paused_ = true;
+    ++s.paused_;
     ex_->pause_response();
   }
   s.schedule();
@@ -581,9 +587,12 @@ void H2Session::free_stream(H2Stream& hs) {
     hs.ex_ = nullptr;
     worker_.exchanges().destroy(ex);  // the upstream goes back to its pool when clean
   }
+  buffered_ -= hs.body_.bytes();
   hs.body_.clear();
   hs.req_body_.clear();
-  std::erase(to_resume_, &hs);
+  if (hs.paused_) --paused_;
+  hs.paused_ = false;
+  std::replace(to_resume_.begin(), to_resume_.end(), &hs, static_cast<H2Stream*>(nullptr));
   if (!hs.closed_) ss_.detach(hs.st_);
   h2::ServerSession::release(hs.st_);
   if (auto& spare = worker_.h2_spare_streams(); spare.size() < spare.capacity()) {
@@ -610,12 +619,9 @@ bool H2Session::write_data(h2::Stream& s, const uint8_t* frame_header, size_t le
   write(frame_header, 9);
   flush_out();
   hs.body_.take(len, [this](const IoBuf& b) { client_.send(b); });
+  buffered_ -= len;
   hs.progress_ms_ = loop_.now_ms();
   if (frame_header[4] & 0x1) hs.resp_done_ = true;  // END_STREAM
-  if (hs.paused_ && hs.body_.bytes() < kResumeBuffered &&
-      std::find(to_resume_.begin(), to_resume_.end(), &hs) == to_resume_.end()) {
-    to_resume_.push_back(&hs);
-  }
   return true;
 }
 
@@ -669,6 +675,14 @@ void H2Session::flush() {
     }
   }
   flush_out();
+  if (buffered_ > 0) {
+    // What still waits for the client's windows leaves the receive ring
+    // (one copy): the ring is the whole worker's, and a client that reads
+    // slowly must not hold it (zero copy stays for what goes out at once).
+    streams_.for_each([this](H2Stream& hs) {
+      hs.body_.replace_each([this](const IoBuf& b) { return loop_.spill(b); });
+    });
+  }
   if (out_) {
     // The socket's queue holds what it still has to send of the chunk: an
     // idle connection keeps none.
@@ -677,15 +691,21 @@ void H2Session::flush() {
     loop_.release(own);
     out_ = nullptr;
   }
-  if (!to_resume_.empty()) {
+  if (paused_ > 0 && buffered_ < kMaxConnBuffered / 2) {
     // Outside the codec's callbacks: a resumed upstream may hand over data
     // at once (which schedules another flush).
-    std::vector<H2Stream*> resume;
-    resume.swap(to_resume_);
-    for (H2Stream* hs : resume) {
+    to_resume_.clear();
+    streams_.for_each([&](H2Stream& hs) {
+      if (hs.paused_ && hs.body_.bytes() < kResumeBuffered) to_resume_.push_back(&hs);
+    });
+    for (size_t i = 0; i < to_resume_.size(); ++i) {
+      H2Stream* hs = to_resume_[i];
+      if (!hs) continue;  // freed meanwhile
       hs->paused_ = false;
+      --paused_;
       if (hs->ex_) hs->ex_->resume_response();
     }
+    to_resume_.clear();
   }
   if (closing_) return;
   const bool done = fatal_ || (ss_.goaway_sent() && ss_.open_streams() == 0) || ss_.finished();

@@ -16,8 +16,9 @@
 // loop enters the kernel) serialises frames. Frame headers and HPACK blocks
 // are written into a chunk; response body bytes go to the socket as the
 // references the exchange handed over (nghttp2's NO_COPY), never copied. A
-// stream that buffers more than kMaxStreamBuffered of response pauses its
-// upstream until the client's window lets it drain.
+// stream that buffers more than kMaxStreamBuffered of response, or adds to a
+// connection that buffers more than kMaxConnBuffered, pauses its upstream
+// until the client's windows let the queues drain.
 //
 // Connection life: SETTINGS ACK timeout, idle timeout (no open stream),
 // header-block timeout, a cap on streams per connection, graceful drain
@@ -98,6 +99,9 @@ class H2Session final : public Codec,
   // Response body a stream queues before its upstream is paused.
   static constexpr size_t kMaxStreamBuffered = 256 * 1024;
   static constexpr size_t kResumeBuffered = 64 * 1024;
+  // Response body all streams of a connection queue before every stream
+  // that adds to it is paused too (resumed below half of it).
+  static constexpr size_t kMaxConnBuffered = 1024 * 1024;
 
   H2Session(server::Worker& worker, server::WorkerSnapshot& snap, size_t listener,
             const ClientConn& conn);
@@ -165,7 +169,9 @@ class H2Session final : public Codec,
   uint32_t out_start_ = 0, out_used_ = 0;
   std::vector<std::pair<int32_t, uint32_t>> credits_;  // WINDOW_UPDATEs to give
   std::vector<int32_t> finish_rst_;   // streams to reset (NO_ERROR) once their response is out
-  std::vector<H2Stream*> to_resume_;  // upstreams to resume after the flush
+  std::vector<H2Stream*> to_resume_;  // upstreams being resumed (null: freed meanwhile)
+  size_t buffered_ = 0;               // response body queued over all streams
+  size_t paused_ = 0;                 // streams whose upstream is paused
   std::vector<proto::h2::ServerSession::Nv> nv_;  // reused for every head
   uint64_t idle_since_ms_ = 0;
   uint64_t drain_ms_ = 0;  // when the GOAWAY notice went out

@@ -424,11 +424,14 @@ void Worker::log_stats() {
       info,
       "worker {} stats: {} sessions accepted, {} connect failures, {} retries, {} queued, {} "
       "queue timeouts, {} refused (no endpoint), {} splice / {} copy relays; engine: {} enters, "
-      "{} sqes, {} cqes, {} stale cqes, {} cq overflows",
+      "{} sqes, {} cqes, {} stale cqes, {} cq overflows; receive buffers {}/{} in use, {} "
+      "receivers parked for lack of them ({} re-armed), {} chunks in use",
       index_, stats_.accepted.load(), stats_.connect_failures.load(), stats_.retries.load(),
       stats_.queued.load(), stats_.queue_timeouts.load(), stats_.refused_no_endpoint.load(),
       stats_.relays_splice.load(), stats_.relays_copy.load(), c.enters, c.total_sqes(), c.cqes,
-      c.stale_cqes, c.cq_overflows);
+      c.stale_cqes, c.cq_overflows, loop_ ? loop_->buffers().in_use() : 0,
+      loop_ ? loop_->buffers().count() : 0, c.enobufs, c.rearms,
+      loop_ ? loop_->chunks_in_use() : 0);
 }
 
 }  // namespace egw::server
