@@ -89,7 +89,6 @@ void StreamSocket::start_recv() {
 
 void StreamSocket::pause_recv() {
   recv_paused_ = true;
-  if (multishot_) single_shot_ = true;
   cancel_recv();
 }
 
@@ -102,22 +101,17 @@ void StreamSocket::arm_recv() {
   if (!recv_started_ || recv_paused_ || recv_eof_ || closing_ || held_ >= max_held_) return;
   if (recv_.busy() || rearm_node_linked()) return;
   io_uring_sqe* s = loop_.sqe();
-  const bool multi = multishot_ && !single_shot_;
-  if (multi) {
+  if (multishot_) {
     io_uring_prep_recv_multishot(s, fd_.get(), nullptr, 0, 0);
   } else {
     io_uring_prep_recv(s, fd_.get(), nullptr, 0, 0);
   }
-  armed_multishot_ = multi;
-  armed_limit_ = loop_.buffers().buffer_size();
   recv_limited_ = false;
   if (bundle_) {
     s->ioprio |= IORING_RECVSEND_BUNDLE;
-    armed_limit_ = 0;
-    if (t_bundle_limit || !multi) {
+    if (t_bundle_limit && multishot_) {
       s->len = (max_held_ - held_) * loop_.buffers().buffer_size();
-      armed_limit_ = s->len;
-      recv_limited_ = multi;
+      recv_limited_ = true;
     }
   }
   s->flags |= IOSQE_BUFFER_SELECT;
@@ -126,7 +120,7 @@ void StreamSocket::arm_recv() {
 }
 
 void StreamSocket::cancel_recv() {
-  if (!recv_.busy() || recv_cancel_pending_ || !armed_multishot_) return;
+  if (!recv_.busy() || recv_cancel_pending_ || !multishot_) return;
   io_uring_sqe* s = loop_.sqe();
   io_uring_prep_cancel64(s, recv_.user_data(), 0);
   loop_.arm(cancel_, s);
@@ -140,12 +134,6 @@ void StreamSocket::rearm() {
 void StreamSocket::on_recv(const io_uring_cqe& cqe) {
   const bool final = !(cqe.flags & IORING_CQE_F_MORE);
   if (final) recv_cancel_pending_ = false;
-  // A bounded single-shot receive that came back short: the socket ran dry
-  // (the consumer keeps up again), so multishot comes back.
-  if (!armed_multishot_ && single_shot_ && cqe.res >= 0 &&
-      (armed_limit_ == 0 || static_cast<uint32_t>(cqe.res) < armed_limit_)) {
-    single_shot_ = false;
-  }
   loop_.buffers().consume(cqe, [&](uint16_t bid, uint8_t* data, uint32_t len) {
     ++held_;
     bytes_in_ += len;
@@ -153,9 +141,6 @@ void StreamSocket::on_recv(const io_uring_cqe& cqe) {
     if (closing_ || len == 0) {
       loop_.release(buf);
     } else {
-      // Bytes that arrive after a pause (the multishot ran on until its
-      // cancel) will wait: they leave the ring, which the other sockets need.
-      if (recv_paused_) buf = loop_.spill(buf);
       handler_.on_data(*this, buf);  // may pause, send, or close
     }
   });

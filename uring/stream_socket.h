@@ -144,13 +144,6 @@ class StreamSocket final : public Owner, public Flushable, public Rearmable, pub
   bool recv_eof_ = false;
   bool recv_cancel_pending_ = false;
   bool recv_limited_ = false;  // the armed bundle recv carries a byte limit
-  // After a pause, receives are single-shot with a byte limit until the
-  // socket runs dry: a paused multishot runs on until its cancel lands, and
-  // what it brings in meanwhile waits in memory (a peer faster than its
-  // consumer would make every pause cost that much).
-  bool single_shot_ = false;
-  bool armed_multishot_ = false;  // what the recv in flight is
-  uint32_t armed_limit_ = 0;      // its byte limit (0: none)
   bool multishot_;
   bool bundle_;
 

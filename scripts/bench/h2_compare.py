@@ -27,28 +27,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (free_port, md_table, start_egw, start_haproxy, start_nginx, tree_cpu_ns,
                     wait_port)
+from compare import origin_conf
 from tls_compare import make_pki
-
-SMALL = "x" * 100
-
-
-def origin_conf(port, root, wd):
-    return f"""
-worker_processes 1;
-error_log {wd}/origin-error.log error;
-pid {wd}/origin.pid;
-events {{ worker_connections 20000; }}
-http {{
-  access_log off;
-  keepalive_requests 1000000;
-  sendfile on;
-  server {{
-    listen 127.0.0.1:{port} backlog=4096 reuseport;
-    root {root};
-    location = /small {{ return 200 "{SMALL}"; }}
-  }}
-}}
-"""
 
 
 def egw_conf(port, tls_port, origin, wd):
