@@ -719,11 +719,11 @@ void H2Session::flush() {
     loop_.timers().schedule_after(timer_, kLingerMs);
     return;
   }
-  if (client_.send_full()) {
-    client_.pause_recv();  // the client reads slowly: stop reading its requests too
-  } else if (client_.recv_paused()) {
-    client_.resume_recv();
-  }
+  // The client is read on even while the socket toward it is full: what it
+  // can send is bounded by the windows we grant (request bodies) and by the
+  // glitch budget and the outbound-queue cap (everything else), and a client
+  // that writes while it does not read (a blocking writer) would otherwise
+  // deadlock with us.
   arm_timer();
 }
 
