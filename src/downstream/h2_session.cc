@@ -675,10 +675,11 @@ void H2Session::flush() {
     }
   }
   flush_out();
-  if (buffered_ > 0) {
-    // What still waits for the client's windows leaves the receive ring
-    // (one copy): the ring is the whole worker's, and a client that reads
-    // slowly must not hold it (zero copy stays for what goes out at once).
+  if (buffered_ > 0 && loop_.buffers().free_count() < loop_.buffers().count() / 2) {
+    // With the receive ring half used, what still waits for the client's
+    // windows leaves it (one copy): the ring is the whole worker's, and
+    // clients that read slowly must not hold it. Below that, queued bytes
+    // stay zero-copy.
     streams_.for_each([this](H2Stream& hs) {
       hs.body_.replace_each([this](const IoBuf& b) { return loop_.spill(b); });
     });
