@@ -290,3 +290,44 @@ class Responses:
                     body.extend(self.r.buf)
                     self.r.buf = b""
         return status, dict((n.lower(), v) for n, v in headers), bytes(body)
+
+
+class WebSocketEchoBackend:
+    """A python3-websockets echo server on 127.0.0.1:0 in a thread; records
+    each handshake's request headers. stop() ends it."""
+
+    def __init__(self):
+        import asyncio
+        import websockets
+        self.headers = []
+        ready = threading.Event()
+        state = {}
+
+        def serve():
+            async def echo(ws, path=None):
+                req = getattr(ws, "request", None)
+                self.headers.append(dict(req.headers) if req else dict(ws.request_headers))
+                async for msg in ws:
+                    await ws.send(msg)
+
+            async def main():
+                server = await websockets.serve(echo, "127.0.0.1", 0)
+                state["port"] = server.sockets[0].getsockname()[1]
+                state["loop"] = asyncio.get_running_loop()
+                state["stop"] = asyncio.Event()
+                ready.set()
+                await state["stop"].wait()
+                server.close()
+                await server.wait_closed()
+
+            asyncio.run(main())
+
+        self._thread = threading.Thread(target=serve, daemon=True)
+        self._thread.start()
+        assert ready.wait(10), "websocket backend did not start"
+        self._state = state
+        self.address = f"127.0.0.1:{state['port']}"
+
+    def stop(self):
+        self._state["loop"].call_soon_threadsafe(self._state["stop"].set)
+        self._thread.join(5)

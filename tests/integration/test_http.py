@@ -10,7 +10,8 @@ import time
 import pytest
 
 from egwtest import Gateway, PatternChecker, pattern, wait_until
-from httptest import HttpBackend, Responses, http_exchange, read_to_eof, status_of
+from httptest import (HttpBackend, Responses, WebSocketEchoBackend, http_exchange, read_to_eof,
+                      status_of)
 
 
 def http_config(backends, routes="", listener_extra="", cluster_extra="", health="",
@@ -521,34 +522,8 @@ def test_websocket_echo_through_the_proxy_outlives_the_request_timeouts(gateways
     import asyncio
     import websockets
 
-    ready = threading.Event()
-    state = {}
-
-    def serve():
-        async def echo(ws, path=None):
-            async for msg in ws:
-                await ws.send(msg)
-
-        async def main():
-            server = await websockets.serve(echo, "127.0.0.1", 0)
-            state["port"] = server.sockets[0].getsockname()[1]
-            state["loop"] = asyncio.get_running_loop()
-            state["stop"] = asyncio.Event()
-            ready.set()
-            await state["stop"].wait()
-            server.close()
-            await server.wait_closed()
-
-        asyncio.run(main())
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    ready.wait(10)
-
-    class Addr:
-        address = f"127.0.0.1:{state['port']}"
-
-    g = Gateway(http_config([Addr()], listener_extra="""
+    backend = WebSocketEchoBackend()
+    g = Gateway(http_config([backend], listener_extra="""
 http_request_timeout_ms = 300
 keep_alive_timeout_ms = 300
 client_idle_timeout_ms = 300
@@ -570,9 +545,10 @@ tunnel_timeout_ms = 5000
             for i in range(100):
                 assert await ws.recv() == f"m{i}"
 
-    asyncio.run(asyncio.wait_for(client(), 20))
-    state["loop"].call_soon_threadsafe(state["stop"].set)
-    t.join(5)
+    try:
+        asyncio.run(asyncio.wait_for(client(), 20))
+    finally:
+        backend.stop()
 
 
 def test_tunnel_idle_timeout_closes_it(gateways):

@@ -18,7 +18,7 @@ from egwtest import Gateway, pattern, wait_until
 from h2test import (CONTINUATION, DATA, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, HEADERS,
                     NO_ERROR, PING, PROTOCOL_ERROR, RST_STREAM, SETTINGS, H2Client, RawH2, Stream,
                     frame)
-from httptest import HttpBackend, http_exchange, status_of
+from httptest import HttpBackend, WebSocketEchoBackend, http_exchange, status_of
 from test_http import http_config
 from test_http_core import rss_kib
 from tlstest import Pki, cert_table
@@ -328,40 +328,9 @@ def ws_parse(buf):
 
 @pytest.fixture
 def ws_backend():
-    import asyncio
-    import websockets
-    ready = threading.Event()
-    state = {"headers": []}
-
-    def serve():
-        async def echo(ws, path=None):
-            req = getattr(ws, "request", None)
-            state["headers"].append(dict(req.headers) if req else dict(ws.request_headers))
-            async for msg in ws:
-                await ws.send(msg)
-
-        async def main():
-            server = await websockets.serve(echo, "127.0.0.1", 0)
-            state["port"] = server.sockets[0].getsockname()[1]
-            state["loop"] = asyncio.get_running_loop()
-            state["stop"] = asyncio.Event()
-            ready.set()
-            await state["stop"].wait()
-            server.close()
-            await server.wait_closed()
-
-        asyncio.run(main())
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    assert ready.wait(10)
-
-    class Addr:
-        address = f"127.0.0.1:{state['port']}"
-    state["addr"] = Addr()
-    yield state
-    state["loop"].call_soon_threadsafe(state["stop"].set)
-    t.join(5)
+    b = WebSocketEchoBackend()
+    yield b
+    b.stop()
 
 
 def extended_connect(c, path="/chat", protocol="websocket"):
@@ -375,7 +344,7 @@ def extended_connect(c, path="/chat", protocol="websocket"):
 
 
 def test_websocket_over_http2_to_an_http11_backend(gateways, ws_backend):
-    g = Gateway(http_config([ws_backend["addr"]], listener_extra="tunnel_timeout_ms = 5000"))
+    g = Gateway(http_config([ws_backend], listener_extra="tunnel_timeout_ms = 5000"))
     gateways.append(g)
     c = H2Client(g.address("web"), validate=False)
     c.pump(lambda: c.remote_settings_seen, timeout=5)
@@ -387,7 +356,7 @@ def test_websocket_over_http2_to_an_http11_backend(gateways, ws_backend):
     assert s.status == 200, (s.headers, s.reset)
     assert not s.header("sec-websocket-accept") and not s.header("upgrade")
     # The backend saw an HTTP/1.1 upgrade with a key of the gateway's.
-    seen = {k.lower(): v for k, v in ws_backend["headers"][-1].items()}
+    seen = {k.lower(): v for k, v in ws_backend.headers[-1].items()}
     assert seen["upgrade"].lower() == "websocket" and len(seen["sec-websocket-key"]) == 24
     messages = [b"hello", b"\x00" * 70000, b"last"]
     c.send_body(sid, b"".join(ws_frame(0x2, m) for m in messages), end=False)
