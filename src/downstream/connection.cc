@@ -12,6 +12,17 @@ namespace egw::downstream {
 
 using uring::IoBuf;
 
+proxy::Client client_of(net::ByteStream& stream, const SocketAddress& peer, uint64_t hash) {
+  proxy::Client client;
+  client.peer = &peer;
+  client.hash = hash;
+  if (tls::Session* t = stream.tls_session()) {
+    client.tls = true;
+    client.subject = t->peer_subject();
+  }
+  return client;
+}
+
 Connection::Connection(server::Worker& worker, server::WorkerSnapshot& snap, size_t listener,
                        UniqueFd fd)
     : worker_(worker),

@@ -28,7 +28,8 @@ struct WorkerSnapshot;
 
 namespace egw::proxy {
 struct ListenerView;
-}
+struct Client;
+}  // namespace egw::proxy
 
 namespace egw::downstream {
 
@@ -52,6 +53,10 @@ struct ClientConn {
   uint64_t hash = 0;
   uint64_t accept_ns = 0;  // when it was accepted (the first request's start)
 };
+
+// What an exchange knows of the client behind `stream`: its address and
+// hash, TLS, and the verified certificate subject (mTLS).
+proxy::Client client_of(net::ByteStream& stream, const SocketAddress& peer, uint64_t hash);
 
 class Connection final : public Session, private net::ByteStreamHandler {
  public:

@@ -227,13 +227,7 @@ void H1Session::begin_exchange() {
       return;
     }
   }
-  proxy::Client client;
-  client.peer = &peer_;
-  client.hash = hash_;
-  if (tls::Session* t = client_.tls_session()) {
-    client.tls = true;
-    client.subject = t->peer_subject();
-  }
+  const proxy::Client client = client_of(client_, peer_, hash_);
   proxy::Downstream& down = *this;
   ex_ = worker_.exchanges().create(worker_, listener_, down, client);
   if (!ex_) {

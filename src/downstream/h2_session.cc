@@ -388,13 +388,7 @@ void H2Session::on_request(h2::Stream& s, const ph::RequestHead& head, bool end)
     if (!version) s.fields.push_back({"sec-websocket-version", "13"});
     req.fields = s.fields;
   }
-  proxy::Client client;
-  client.peer = &peer_;
-  client.hash = hash_;
-  if (tls::Session* t = client_.tls_session()) {
-    client.tls = true;
-    client.subject = t->peer_subject();
-  }
+  const proxy::Client client = client_of(client_, peer_, hash_);
   proxy::Downstream& down = hs;
   hs.ex_ = worker_.exchanges().create(worker_, listener_, down, client);
   if (!hs.ex_) {
