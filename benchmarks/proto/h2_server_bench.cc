@@ -14,23 +14,10 @@
 
 #include "benchmarks/support/alloc_counter.h"
 #include "proto/h2/server.h"
+#include "tests/support/h2_frames.h"
 
 namespace egw::proto::h2 {
 namespace {
-
-std::string frame(uint8_t type, uint8_t flags, uint32_t id, std::string_view payload) {
-  std::string f;
-  const auto n = static_cast<uint32_t>(payload.size());
-  f += static_cast<char>(n >> 16);
-  f += static_cast<char>(n >> 8);
-  f += static_cast<char>(n);
-  f += static_cast<char>(type);
-  f += static_cast<char>(flags);
-  for (int s = 24; s >= 0; s -= 8)
-    f += static_cast<char>((id >> s) & 0xff);
-  f.append(payload);
-  return f;
-}
 
 // `count` HEADERS frames for streams 1, 3, 5... from one HPACK encoder.
 std::vector<std::string> requests(size_t count) {

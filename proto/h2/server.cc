@@ -1,5 +1,7 @@
 #include "proto/h2/server.h"
 
+#include "proto/h2/mem.h"
+
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
@@ -50,119 +52,12 @@ const char* to_string(uint32_t code) {
 
 namespace {
 
-// nghttp2 allocates for every stream and every frame it queues (the stream,
-// its outbound items, the copied head). Blocks up to kMaxCached bytes come
-// from per-thread free lists by 64-byte class instead of malloc: a worker
-// that has served a few streams allocates nothing more for the next ones.
-// Each list keeps at most kMaxPerClass blocks; larger blocks (the 16 KiB
-// frame buffer, HPACK tables) go to malloc. Sanitizer builds use malloc for
-// everything, so that ASan sees every nghttp2 access.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kPooled = false;
-#else
-constexpr bool kPooled = true;
-#endif
-constexpr size_t kClassBytes = 64;
-constexpr size_t kClasses = 8;  // up to 512 bytes
-constexpr size_t kMaxPerClass = 1024;
-constexpr size_t kHeader = 16;  // keeps malloc's alignment
-constexpr uint8_t kUncached = 0xff;
-
-struct FreeBlock {
-  FreeBlock* next;
-};
-struct ThreadCache {
-  FreeBlock* head[kClasses] = {};
-  size_t count[kClasses] = {};
-  ~ThreadCache() {
-    for (size_t c = 0; c < kClasses; ++c) {
-      while (FreeBlock* b = head[c]) {
-        head[c] = b->next;
-        std::free(reinterpret_cast<uint8_t*>(b) - kHeader);
-      }
-    }
-  }
-};
-thread_local ThreadCache t_cache;
-
-size_t block_size(uint8_t cls) {
-  return (cls + 1) * kClassBytes;
-}
-
-void* pool_malloc(size_t size, void*) {
-  const size_t cls = size == 0 ? 0 : (size - 1) / kClassBytes;
-  if (cls < kClasses) {
-    if (FreeBlock* b = t_cache.head[cls]) {
-      t_cache.head[cls] = b->next;
-      --t_cache.count[cls];
-      return b;
-    }
-    auto* raw = static_cast<uint8_t*>(std::malloc(kHeader + block_size(static_cast<uint8_t>(cls))));
-    if (!raw) return nullptr;
-    raw[0] = static_cast<uint8_t>(cls);
-    return raw + kHeader;
-  }
-  auto* raw = static_cast<uint8_t*>(std::malloc(kHeader + size));
-  if (!raw) return nullptr;
-  raw[0] = kUncached;
-  return raw + kHeader;
-}
-
-void pool_free(void* ptr, void*) {
-  if (!ptr) return;
-  uint8_t* raw = static_cast<uint8_t*>(ptr) - kHeader;
-  const uint8_t cls = raw[0];
-  if (cls != kUncached && t_cache.count[cls] < kMaxPerClass) {
-    auto* b = static_cast<FreeBlock*>(ptr);
-    b->next = t_cache.head[cls];
-    t_cache.head[cls] = b;
-    ++t_cache.count[cls];
-    return;
-  }
-  std::free(raw);
-}
-
-void* pool_calloc(size_t n, size_t size, void* ud) {
-  if (size && n > SIZE_MAX / size) return nullptr;
-  void* p = pool_malloc(n * size, ud);
-  if (p) std::memset(p, 0, n * size);
-  return p;
-}
-
-void* pool_realloc(void* ptr, size_t size, void* ud) {
-  if (!ptr) return pool_malloc(size, ud);
-  uint8_t* raw = static_cast<uint8_t*>(ptr) - kHeader;
-  if (raw[0] == kUncached) {
-    auto* grown = static_cast<uint8_t*>(std::realloc(raw, kHeader + size));
-    return grown ? grown + kHeader : nullptr;
-  }
-  const size_t have = block_size(raw[0]);
-  if (size <= have) return ptr;
-  void* p = pool_malloc(size, ud);
-  if (!p) return nullptr;
-  std::memcpy(p, ptr, have);
-  pool_free(ptr, ud);
-  return p;
-}
-
-nghttp2_mem* allocator() {
-  static nghttp2_mem pooled = {nullptr, pool_malloc, pool_free, pool_calloc, pool_realloc};
-  return kPooled ? &pooled : nullptr;  // null: nghttp2's default (malloc)
-}
-
-std::string_view view(nghttp2_rcbuf* b) {
-  const nghttp2_vec v = nghttp2_rcbuf_get_buf(b);
-  return {reinterpret_cast<const char*>(v.base), v.len};
-}
-
 Stream* stream_of(nghttp2_session* s, int32_t id) {
   return static_cast<Stream*>(nghttp2_session_get_stream_user_data(s, id));
 }
 
 void drop_refs(Stream& s) {
-  for (nghttp2_rcbuf* r : s.refs)
-    nghttp2_rcbuf_decref(r);
-  s.refs.clear();
+  h2::drop_refs(s.refs);
 }
 
 }  // namespace
@@ -188,7 +83,16 @@ struct ServerSession::Callbacks {
         break;
       case NGHTTP2_GOAWAY:
         break;
-      default:  // PRIORITY, RST_STREAM, WINDOW_UPDATE, PUSH_PROMISE, unknown types
+      case NGHTTP2_WINDOW_UPDATE:
+        // A peer credits back what we sent: up to two per DATA frame (its
+        // stream's and the connection's window) are free.
+        if (me.window_update_allowance_ > 0) {
+          --me.window_update_allowance_;
+        } else {
+          costly = true;
+        }
+        break;
+      default:  // PRIORITY, RST_STREAM, PUSH_PROMISE, unknown types
         costly = true;
         break;
     }
@@ -352,8 +256,11 @@ struct ServerSession::Callbacks {
         }
       }
     } else if (frame->hd.type == NGHTTP2_DATA) {
-      // Progress: a frame of body earns back a glitch.
+      // Progress: a frame of body earns back a glitch, and the two
+      // WINDOW_UPDATEs that may answer it.
       me.glitch_tokens_ = std::min<double>(me.glitch_tokens_ + 1, me.settings_.glitch_burst);
+      me.window_update_allowance_ =
+          std::min<uint32_t>(me.window_update_allowance_ + 2, kMaxWindowUpdateAllowance);
     } else if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.last_stream_id != (1u << 31) - 1) {
       me.goaway_ = true;  // the final one (not the shutdown notice)
     }
@@ -378,25 +285,9 @@ struct ServerSession::Callbacks {
     Stream* s = static_cast<Stream*>(source->ptr);
     bool eof = false, trailers = false;
     const size_t n = me.handler_.body_ready(*s, length, &eof, &trailers);
-    if (n == 0 && !eof) return NGHTTP2_ERR_DEFERRED;
-    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-    if (eof) {
-      *flags |= NGHTTP2_DATA_FLAG_EOF;
-      if (trailers) {
-        const auto t = me.handler_.response_trailers(*s);
-        std::vector<nghttp2_nv>& nv = me.nv_->v;
-        nv.clear();
-        for (const auto& f : t) {
-          nv.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(f.name.data())),
-                        reinterpret_cast<uint8_t*>(const_cast<char*>(f.value.data())),
-                        f.name.size(), f.value.size(), NGHTTP2_NV_FLAG_NONE});
-        }
-        if (!nv.empty() && nghttp2_submit_trailer(session, id, nv.data(), nv.size()) == 0) {
-          *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        }
-      }
-    }
-    return static_cast<ssize_t>(n);
+    const std::span<const ph::Field> t =
+        eof && trailers ? me.handler_.response_trailers(*s) : std::span<const ph::Field>();
+    return body_read_result(session, id, n, eof, t, me.nv_->v, flags);
   }
 
   static int send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd,
@@ -473,16 +364,11 @@ bool ServerSession::start(uint64_t now_ms) {
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, Callbacks::on_stream_close);
   nghttp2_session_callbacks_set_send_data_callback(cb, Callbacks::send_data);
   nghttp2_session_callbacks_set_error_callback2(cb, Callbacks::on_error);
-  nghttp2_option* opt = nullptr;
-  if (nghttp2_option_new(&opt) != 0) {
+  nghttp2_option* opt = new_options(settings_.max_continuations);
+  if (!opt) {
     nghttp2_session_callbacks_del(cb);
     return false;
   }
-  nghttp2_option_set_no_auto_window_update(opt, 1);
-  nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-#ifdef EGW_NGHTTP2_MAX_CONTINUATIONS
-  nghttp2_option_set_max_continuations(opt, settings_.max_continuations);
-#endif
 #ifdef EGW_NGHTTP2_RESET_RATE_LIMIT
   nghttp2_option_set_stream_reset_rate_limit(opt, settings_.reset_burst, settings_.reset_rate);
 #endif
@@ -500,12 +386,7 @@ bool ServerSession::start(uint64_t now_ms) {
       {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
       {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, settings_.enable_connect_protocol ? 1u : 0u},
   };
-  if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, std::size(iv)) != 0) return false;
-  if (settings_.connection_window > 65535) {
-    nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
-                                          static_cast<int32_t>(settings_.connection_window));
-  }
-  return true;
+  return submit_settings(session_, iv, settings_.connection_window);
 }
 
 // Client stream ids below the highest one seen: nghttp2 keeps no closed

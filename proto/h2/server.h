@@ -12,7 +12,8 @@
 //  - the header list size (name + value + 32 per field) and field count:
 //    past either, the request is answered 431 and the connection goes on;
 //  - a budget of "glitches": frames that cost work and move nothing (PING,
-//    SETTINGS, PRIORITY, WINDOW_UPDATE, RST_STREAM, unknown types, empty
+//    SETTINGS, PRIORITY, WINDOW_UPDATE beyond the two that may answer
+//    each DATA frame sent, RST_STREAM, unknown types, empty
 //    DATA without END_STREAM, streams refused or reset for being
 //    malformed). Every DATA frame the server sends and every second that
 //    passes earns some back; an empty budget ends the connection with
@@ -254,6 +255,10 @@ class ServerSession {
   uint64_t streams_opened_ = 0;
   uint64_t premature_resets_ = 0;
   uint64_t glitch_total_ = 0;
+  // WINDOW_UPDATEs that cost nothing: two per DATA frame sent (gRPC clients
+  // credit every message they receive, on the stream and the connection).
+  static constexpr uint32_t kMaxWindowUpdateAllowance = 1u << 16;
+  uint32_t window_update_allowance_ = 0;
   size_t open_ = 0;
   double glitch_tokens_ = 0;
   std::string error_;

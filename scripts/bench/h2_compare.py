@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """HTTP/2 from clients side by side: ExpressGateway, HAProxy 2.6 and nginx
-1.22, one worker each pinned to --proxy-cpu, h2load and the HTTP/1.1 nginx
-origin on --client-cpu. Every proxy speaks HTTP/2 to the client and
-HTTP/1.1 (keep-alive) to the origin.
+1.22, one worker each pinned to --proxy-cpu, h2load and the origins on
+--client-cpu. Every proxy speaks HTTP/2 to the client and HTTP/1.1
+(keep-alive) to the nginx origin; in the h2h2 scenario HTTP/2 to an nghttpd
+(nghttp2-server) origin instead (nginx 1.22 cannot proxy to HTTP/2: it is
+left out there).
 
 Scenarios, in interleaved rounds (medians reported):
   - h2c:  prior knowledge on cleartext, h2load -c16 -m10, 100-byte responses;
@@ -10,7 +12,9 @@ Scenarios, in interleaved rounds (medians reported):
   - h2tls: HTTP/2 over TLS 1.3 (AES-128-GCM, X25519, ECDSA P-256 everywhere),
     -c16 -m10, connections opened once;
   - h2big: one connection, one stream at a time, 1 MiB responses (proxy CPU
-    per MB).
+    per MB);
+  - h2h2: as h2c, to the HTTP/2 origin (one upstream connection per proxy
+    worker carries the streams).
 For each: requests/s, proxy CPU per request (scheduler accounting of the
 proxy's threads) and h2load's failures (a run with any is reported as such).
 
@@ -25,13 +29,13 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (free_port, md_table, start_egw, start_haproxy, start_nginx, tree_cpu_ns,
-                    wait_port)
+from common import (Proc, free_port, md_table, start_egw, start_haproxy, start_nginx,
+                    tree_cpu_ns, wait_port)
 from compare import origin_conf
 from tls_compare import make_pki
 
 
-def egw_conf(port, tls_port, origin, wd):
+def egw_conf(port, tls_port, origin, wd, h2_port, h2_origin):
     common = """protocol = "http"
 cluster = "origin"
 x_forwarded_for = "off"
@@ -56,14 +60,24 @@ certificates = [ {{ cert = "{wd}/site.pem", key = "{wd}/site.key" }} ]
 ciphers = "TLS13-AES128-GCM-SHA256"
 groups = "X25519"
 min_version = "1.3"
+[[listener]]
+name = "h2h2"
+bind = "127.0.0.1:{h2_port}"
+{common.replace('cluster = "origin"', 'cluster = "h2origin"')}
 [[cluster]]
 name = "origin"
 keep_alive_max_idle = 4096
 endpoints = [ {{ address = "127.0.0.1:{origin}" }} ]
+[[cluster]]
+name = "h2origin"
+protocol = "h2"
+h2_max_streams_per_connection = 1000
+h2_max_connections = 1
+endpoints = [ {{ address = "127.0.0.1:{h2_origin}" }} ]
 """
 
 
-def haproxy_conf(port, tls_port, origin, wd):
+def haproxy_conf(port, tls_port, origin, wd, h2_port, h2_origin):
     return f"""
 global
   nbthread 1
@@ -85,10 +99,17 @@ frontend web
 backend origin
   http-reuse always
   server s1 127.0.0.1:{origin}
+frontend web2
+  option http-keep-alive
+  bind 127.0.0.1:{h2_port} proto h2
+  default_backend h2origin
+backend h2origin
+  http-reuse always
+  server s2 127.0.0.1:{h2_origin} proto h2
 """
 
 
-def nginx_conf(port, tls_port, origin, wd):
+def nginx_conf(port, tls_port, origin, wd, h2_port=None, h2_origin=None):
     return f"""
 worker_processes 1;
 error_log {wd}/nginx-error.log error;
@@ -120,11 +141,12 @@ http {{
 
 
 SCENARIOS = {
-    # name: (tls, path, connections, streams per connection, requests factor)
-    "h2c": (False, "/small", 16, 10, 1.0),
-    "h2c64": (False, "/small", 64, 10, 1.0),
-    "h2tls": (True, "/small", 16, 10, 1.0),
-    "h2big": (False, "/1m", 1, 1, 0.002),
+    # name: (listener, path, connections, streams per connection, requests factor)
+    "h2c": ("h2c", "/small", 16, 10, 1.0),
+    "h2c64": ("h2c", "/small", 64, 10, 1.0),
+    "h2tls": ("h2tls", "/small", 16, 10, 1.0),
+    "h2big": ("h2c", "/1m", 1, 1, 0.002),
+    "h2h2": ("h2h2", "/small", 16, 10, 1.0),
 }
 
 
@@ -156,6 +178,8 @@ def main():
     os.makedirs(root)
     with open(os.path.join(root, "1m"), "wb") as f:
         f.write(os.urandom(1 << 20))
+    with open(os.path.join(root, "small"), "wb") as f:
+        f.write(b"x" * 100)  # what nghttpd serves for /small (nginx returns the same)
     os.chmod(wd, 0o755)
     os.chmod(root, 0o755)
     os.chmod(os.path.join(root, "1m"), 0o644)
@@ -166,30 +190,41 @@ def main():
     os.makedirs(wd + "/o", exist_ok=True)
     procs.append(origin)
     wait_port(origin_port, proc=origin)
+    h2_origin_port = free_port()
+    h2_origin = Proc(["nghttpd", "--no-tls", "-d", root, "--address=127.0.0.1",
+                      str(h2_origin_port)], cpu=args.client_cpu)
+    procs.append(h2_origin)
+    wait_port(h2_origin_port, proc=h2_origin)
     targets = []
     for name, conf, start in (("ExpressGateway", egw_conf, start_egw),
                               ("HAProxy", haproxy_conf, start_haproxy),
                               ("nginx", nginx_conf, start_nginx)):
-        port, tls_port = free_port(), free_port()
+        port, tls_port, h2_port = free_port(), free_port(), free_port()
         twd = os.path.join(wd, name)
         os.makedirs(twd)
         for f in ("site.pem", "site.key", "combined.pem"):
             os.link(os.path.join(wd, f), os.path.join(twd, f))
-        p = start(conf(port, tls_port, origin_port, twd), args.proxy_cpu, twd)
+        h2 = h2_port if name != "nginx" else None
+        p = start(conf(port, tls_port, origin_port, twd, h2, h2_origin_port), args.proxy_cpu,
+                  twd)
         procs.append(p)
         wait_port(port, proc=p)
         wait_port(tls_port, proc=p)
-        targets.append((name, port, tls_port, p))
+        if h2:
+            wait_port(h2, proc=p)
+        targets.append((name, {"h2c": port, "h2tls": tls_port, "h2h2": h2}, p))
     results = {}  # (scenario, target) -> [(rps, cpu_us_per_req, ok)]
     try:
         for r in range(args.rounds):
             for sc in args.scenarios.split(","):
-                tls, path, conns, streams, factor = SCENARIOS[sc]
+                listener, path, conns, streams, factor = SCENARIOS[sc]
                 n = max(100, int(args.requests * factor))
                 order = targets if r % 2 == 0 else list(reversed(targets))
-                for name, port, tls_port, p in order:
-                    url = (f"https://127.0.0.1:{tls_port}{path}" if tls
-                           else f"http://127.0.0.1:{port}{path}")
+                for name, ports, p in order:
+                    if not ports[listener]:
+                        continue
+                    scheme = "https" if listener == "h2tls" else "http"
+                    url = f"{scheme}://127.0.0.1:{ports[listener]}{path}"
                     cpu0 = tree_cpu_ns(p.pid)
                     rps, ok, _ = h2load(args.client_cpu, url, conns, streams, n)
                     cpu = (tree_cpu_ns(p.pid) - cpu0) / 1e3 / n
@@ -205,6 +240,8 @@ def main():
         egw_rps = statistics.median(x[0] for x in egw)
         egw_cpu = statistics.median(x[1] for x in egw)
         for name, *_ in targets:
+            if (sc, name) not in results:
+                continue
             v = results[(sc, name)]
             rps = statistics.median(x[0] for x in v)
             cpu = statistics.median(x[1] for x in v)

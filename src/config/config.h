@@ -45,6 +45,7 @@ struct HealthCheckConfig {
   uint32_t fall = 3;
   std::string path = "/";        // http
   uint32_t expect_status = 200;  // http
+  bool h2 = false;               // http: spoken in HTTP/2 (the cluster's protocol = "h2")
 };
 
 // TLS termination on a listener.
@@ -109,6 +110,14 @@ struct ClusterConfig {
   // HTTP: idle upstream connections kept per endpoint and worker, and for how long.
   uint32_t keep_alive_max_idle = 1024;
   uint32_t keep_alive_timeout_ms = 30000;
+  // HTTP: what http listeners speak to the endpoints. HTTP/2 over TLS needs
+  // ALPN h2 (the default alpn then); cleartext HTTP/2 is prior knowledge.
+  enum class HttpProtocol : uint8_t { kHttp1, kH2 } http_protocol = HttpProtocol::kHttp1;
+  uint32_t h2_max_streams = 100;     // per connection (and the endpoint's own limit)
+  uint32_t h2_max_connections = 4;   // per endpoint and worker
+  uint32_t h2_max_requests = 0;      // streams per connection over its life; 0: no limit
+  uint32_t h2_max_age_ms = 0;        // 0: no limit
+  uint32_t h2_ping_idle_ms = 10000;  // PING a connection this quiet before reusing it; 0: never
   std::optional<TlsClusterConfig> tls;
   SourceLoc loc;
 };

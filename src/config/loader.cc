@@ -227,6 +227,19 @@ constexpr KeySpec kClusterKeys[] = {
      "http: idle upstream connections kept per endpoint and worker"},
     {"keep_alive_timeout_ms", Kind::kInt, "30000",
      "http: how long an idle upstream connection is kept"},
+    {"protocol", Kind::kString, "\"http1\"",
+     "http: what http listeners speak to the endpoints: http1 | h2 (HTTP/2: ALPN h2 over TLS, "
+     "prior knowledge in cleartext; needed for gRPC)"},
+    {"h2_max_streams_per_connection", Kind::kInt, "100",
+     "h2: concurrent streams per upstream connection (and at most the endpoint's own limit)"},
+    {"h2_max_connections", Kind::kInt, "4",
+     "h2: connections per endpoint and worker; past it, streams share the least loaded one"},
+    {"h2_max_requests_per_connection", Kind::kInt, "0",
+     "h2: streams per connection over its life, then a new one (0 = no limit)"},
+    {"h2_max_connection_age_ms", Kind::kInt, "0",
+     "h2: a connection older than this takes no new stream (0 = no limit)"},
+    {"h2_ping_idle_ms", Kind::kInt, "10000",
+     "h2: a connection quiet this long is PINGed before a new stream goes on it (0 = never)"},
     {"tls", Kind::kTable, "", "TLS to the endpoints (keys below)"},
 };
 
@@ -568,6 +581,16 @@ void read_cluster(Context& ctx, const toml::table& t, size_t index, ClusterConfi
   c.keep_alive_timeout_ms = r.u32("keep_alive_timeout_ms", 1, 86'400'000);
   c.retries = r.u32("retries", 0, 100);
   c.redispatch = r.boolean("redispatch");
+  if (const std::string proto = r.string("protocol"); proto == "h2") {
+    c.http_protocol = ClusterConfig::HttpProtocol::kH2;
+  } else if (proto != "http1") {
+    ctx.error(r.loc("protocol"), "protocol '{}' in {} is not one of http1, h2", proto, where);
+  }
+  c.h2_max_streams = r.u32("h2_max_streams_per_connection", 1, 100000);
+  c.h2_max_connections = r.u32("h2_max_connections", 1, 10000);
+  c.h2_max_requests = r.u32("h2_max_requests_per_connection", 0, 1'000'000'000);
+  c.h2_max_age_ms = r.u32("h2_max_connection_age_ms", 0, 86'400'000 * 7);
+  c.h2_ping_idle_ms = r.u32("h2_ping_idle_ms", 0, 86'400'000);
   if (const toml::table* tls = r.table("tls")) {
     read_tls_cluster(ctx, *tls, where + " tls", c.tls.emplace());
   }
@@ -1098,10 +1121,13 @@ void validate(Context& ctx, Config& cfg) {
       binds.emplace_back(b.address, b.loc);
     }
   }
-  // A cluster an http listener forwards to is spoken to in HTTP/1.1 (the
-  // only protocol the upstream codec has): an endpoint must not be able to
-  // pick anything else in ALPN. tcp listeners relay bytes: any ALPN goes.
-  for (const auto& c : cfg.clusters) {
+  // A cluster an http listener forwards to is spoken to in HTTP/1.1 or,
+  // with protocol = "h2", HTTP/2: an endpoint must not be able to pick
+  // anything else in ALPN. tcp listeners relay bytes: any ALPN goes.
+  for (auto& c : cfg.clusters) {
+    const bool h2 = c.http_protocol == ClusterConfig::HttpProtocol::kH2;
+    c.health_check.h2 = h2;
+    if (c.tls && h2 && c.tls->alpn.empty()) c.tls->alpn = {"h2"};
     if (!c.tls) continue;
     const ListenerConfig* http_user = nullptr;
     for (const auto& l : cfg.listeners) {
@@ -1115,16 +1141,18 @@ void validate(Context& ctx, Config& cfg) {
       }
     }
     if (!http_user) continue;
+    const std::string_view spoken = h2 ? "h2" : "http/1.1";
     std::vector<std::string_view> reported;
     for (const auto& a : c.tls->alpn) {
-      if (a == "http/1.1" || std::find(reported.begin(), reported.end(), a) != reported.end()) {
+      if (a == spoken || std::find(reported.begin(), reported.end(), a) != reported.end()) {
         continue;
       }
       reported.push_back(a);
       ctx.error(c.tls->alpn_loc,
-                "cluster '{}' tls: alpn '{}' cannot be used: http listener '{}' sends this cluster "
-                "HTTP/1.1 (the only protocol spoken upstream), so alpn may list only \"http/1.1\"",
-                c.name, a, http_user->name);
+                "cluster '{}' tls: alpn '{}' cannot be used: http listener '{}' speaks {} to this "
+                "cluster (protocol = \"{}\"), so alpn may list only \"{}\"",
+                c.name, a, http_user->name, h2 ? "HTTP/2" : "HTTP/1.1", h2 ? "h2" : "http1",
+                spoken);
     }
   }
   if (cfg.listeners.empty()) ctx.error(SourceLoc{}, "no [[listener]] defined: nothing to serve");

@@ -278,7 +278,8 @@ H2Session::H2Session(server::Worker& worker, server::WorkerSnapshot& snap, size_
       timer_(conn.timer),
       peer_(conn.peer),
       hash_(conn.hash),
-      ss_(*this, settings_of(listener_.config->http)) {
+      ss_(*this, settings_of(listener_.config->http)),
+      out_(loop_, client_) {
   timer_.set_callback([this] { on_timer(); });
 }
 
@@ -287,11 +288,6 @@ H2Session::~H2Session() {
   flush_node_unlink();
   while (H2Stream* hs = streams_.front())
     free_stream(*hs);
-  if (out_) {
-    IoBuf own;
-    own.chunk = out_;
-    loop_.release(own);
-  }
   // ss_ goes last: the streams have let go of its memory.
 }
 
@@ -611,7 +607,7 @@ size_t H2Session::body_ready(h2::Stream& s, size_t max, bool* eof, bool* trailer
 bool H2Session::write_data(h2::Stream& s, const uint8_t* frame_header, size_t len) {
   H2Stream& hs = of(s);
   write(frame_header, 9);
-  flush_out();
+  out_.flush();
   hs.body_.take(len, [this](const IoBuf& b) { client_.send(b); });
   buffered_ -= len;
   hs.progress_ms_ = loop_.now_ms();
@@ -624,34 +620,7 @@ std::span<const ph::Field> H2Session::response_trailers(h2::Stream& s) {
 }
 
 void H2Session::write(const uint8_t* data, size_t len) {
-  while (len > 0) {
-    if (out_ && out_used_ == uring::Chunk::kSize) {
-      flush_out();
-      IoBuf own;
-      own.chunk = out_;
-      loop_.release(own);
-      out_ = nullptr;
-    }
-    if (!out_) {
-      out_ = loop_.new_chunk();
-      out_start_ = out_used_ = 0;
-      if (!out_) {
-        set_fatal();  // out of memory: the connection cannot go on
-        return;
-      }
-    }
-    const auto n = static_cast<uint32_t>(std::min<size_t>(len, uring::Chunk::kSize - out_used_));
-    std::memcpy(out_->data + out_used_, data, n);
-    out_used_ += n;
-    data += n;
-    len -= n;
-  }
-}
-
-void H2Session::flush_out() {
-  if (!out_ || out_used_ == out_start_) return;
-  client_.send(loop_.chunk_slice(out_, out_start_, out_used_ - out_start_));
-  out_start_ = out_used_;
+  if (!out_.write(data, len)) set_fatal();  // out of memory: the connection cannot go on
 }
 
 void H2Session::flush() {
@@ -668,7 +637,7 @@ void H2Session::flush() {
       finish_rst_.clear();
     }
   }
-  flush_out();
+  out_.flush();
   if (buffered_ > 0 && loop_.buffers().free_count() < loop_.buffers().count() / 2) {
     // With the receive ring half used, what still waits for the client's
     // windows leaves it (one copy): the ring is the whole worker's, and
@@ -678,14 +647,9 @@ void H2Session::flush() {
       hs.body_.replace_each([this](const IoBuf& b) { return loop_.spill(b); });
     });
   }
-  if (out_) {
-    // The socket's queue holds what it still has to send of the chunk: an
-    // idle connection keeps none.
-    IoBuf own;
-    own.chunk = out_;
-    loop_.release(own);
-    out_ = nullptr;
-  }
+  // The socket's queue holds what it still has to send of the chunk: an
+  // idle connection keeps none.
+  out_.release();
   if (paused_ > 0 && buffered_ < kMaxConnBuffered / 2) {
     // Outside the codec's callbacks: a resumed upstream may hand over data
     // at once (which schedules another flush).

@@ -34,6 +34,7 @@
 #include "egw/intrusive_list.h"
 #include "proto/h2/server.h"
 #include "src/downstream/connection.h"
+#include "src/net/chunk_writer.h"
 #include "src/proxy/exchange.h"
 #include "uring/event_loop.h"
 #include "uring/io_queue.h"
@@ -146,7 +147,6 @@ class H2Session final : public Codec,
   void send_error(H2Stream& hs, uint16_t status);
   void finish_exchange(H2Stream& hs);
   void free_stream(H2Stream& hs);
-  void flush_out();
   void arm_timer();
   void on_timer();
   void check_stalls();
@@ -164,9 +164,8 @@ class H2Session final : public Codec,
   uint64_t hash_ = 0;
   proto::h2::ServerSession ss_;
   IntrusiveList<H2Stream, &H2Stream::node_> streams_;
-  const uring::IoBuf* in_ = nullptr;  // the buffer being fed to the codec
-  uring::Chunk* out_ = nullptr;       // frame bytes being written
-  uint32_t out_start_ = 0, out_used_ = 0;
+  const uring::IoBuf* in_ = nullptr;                   // the buffer being fed to the codec
+  net::ChunkWriter out_;                               // frame bytes being written
   std::vector<std::pair<int32_t, uint32_t>> credits_;  // WINDOW_UPDATEs to give
   std::vector<int32_t> finish_rst_;   // streams to reset (NO_ERROR) once their response is out
   std::vector<H2Stream*> to_resume_;  // upstreams being resumed (null: freed meanwhile)

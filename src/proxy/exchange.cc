@@ -7,6 +7,8 @@
 #include "src/route/path.h"
 #include "src/route/router.h"
 #include "src/upstream/endpoint.h"
+#include "src/upstream/h2_connection.h"
+#include "src/upstream/http_connection.h"
 #include "src/upstream/pool.h"
 
 namespace egw::proxy {
@@ -112,6 +114,12 @@ void Exchange::start(const ph::RequestHead& req, uint64_t head_start_ns, uint64_
     down_.respond_error(404);
     return;
   }
+  if (cluster_config().http_protocol == config::ClusterConfig::HttpProtocol::kH2 &&
+      (connect || !req.upgrade.empty())) {
+    // Tunnels (CONNECT, WebSocket) are not carried over HTTP/2 streams upstream.
+    down_.respond_error(501);
+    return;
+  }
   attempt_.begin(*cluster_, client_.hash, listener_.latency);
   attempt_.pick();
 }
@@ -135,8 +143,37 @@ void Exchange::on_picked(int endpoint) {
 
 void Exchange::connect_to(int endpoint) {
   set_state(State::kConnecting);
+  ctx_.loop().timers().cancel(timer_);  // the queue timeout, if it waited
   const auto& ep_ptr = cluster_->cluster.endpoint_ptr(static_cast<size_t>(endpoint));
   ep_ptr->sessions.fetch_add(1, std::memory_order_relaxed);
+  const config::ClusterConfig& cc = cluster_config();
+  const uint32_t connect_timeout = cc.connect_timeout_ms;
+  if (cc.http_protocol == config::ClusterConfig::HttpProtocol::kH2) {
+    upstream::H2Options opt;
+    opt.max_streams = cc.h2_max_streams;
+    opt.max_connections = cc.h2_max_connections;
+    opt.max_requests = cc.h2_max_requests;
+    opt.max_age_ms = cc.h2_max_age_ms;
+    opt.ping_idle_ms = cc.h2_ping_idle_ms;
+    opt.connect_timeout_ms = connect_timeout;
+    opt.idle_timeout_ms = cc.keep_alive_timeout_ms;
+    bool fresh = false;
+    upstream::H2Stream* s =
+        ctx_.h2_pool(ep_ptr, cluster_->tls).open_stream(this, opt, cluster_->tls, &fresh);
+    if (!s) {
+      fail(503);
+      return;
+    }
+    up_ = s;
+    if (!s->waiting()) {
+      send_request();
+      return;
+    }
+    // A new connection (or a check of a quiet one): on_upstream_connected.
+    attempt_.connect_started(clock::cached_ns());
+    arm_timer(2 * uint64_t{connect_timeout});
+    return;
+  }
   upstream::Pool& pool = ctx_.http_pool(ep_ptr, cluster_->tls);
   if (upstream::HttpConnection* c = pool.checkout()) {
     ctx_.stats().upstream_reused.fetch_add(1, std::memory_order_relaxed);
@@ -146,17 +183,17 @@ void Exchange::connect_to(int endpoint) {
     return;
   }
   attempt_.connect_started(clock::cached_ns());
-  up_ = ctx_.new_http_connection(ep_ptr, &pool);
-  if (!up_) {
+  upstream::HttpConnection* c = ctx_.new_http_connection(ep_ptr, &pool);
+  if (!c) {
     fail(503);
     return;
   }
+  up_ = c;
   up_->set_user(this);
-  const uint32_t connect_timeout = cluster_config().connect_timeout_ms;
   // The TCP connect has its own (linked) timeout; a TLS handshake gets as
   // long again, on the exchange's timer.
   if (cluster_->tls) arm_timer(2 * uint64_t{connect_timeout});
-  if (auto st = up_->connect(connect_timeout, cluster_->tls); !st) {
+  if (auto st = c->connect(connect_timeout, cluster_->tls); !st) {
     // No socket at all (descriptor limit): not the endpoint's fault.
     EGW_LOG_RATELIMITED(error, 1000, "cannot connect to {}: {}", ep_ptr->label(),
                         st.error().message());
@@ -164,7 +201,7 @@ void Exchange::connect_to(int endpoint) {
   }
 }
 
-void Exchange::on_upstream_connected(upstream::HttpConnection& c, int err) {
+void Exchange::on_upstream_connected(upstream::Stream& c, int err) {
   if (&c != up_) return;
   auto& ep = c.endpoint();
   auto& stats = ctx_.stats();
@@ -173,6 +210,7 @@ void Exchange::on_upstream_connected(upstream::HttpConnection& c, int err) {
     if (s->resumed()) stats.tls_upstream_resumed.fetch_add(1, std::memory_order_relaxed);
   }
   if (err == 0) {
+    ctx_.loop().timers().cancel(timer_);
     attempt_.connect_succeeded();
     send_request();
     return;
@@ -210,6 +248,11 @@ void Exchange::send_request() {
   rc.endpoint = &up_->endpoint().address();
   if (!up_->send_request(req_, rc)) {
     fail(431);
+    return;
+  }
+  if (req_done_ && req_.body != ph::Body::kNone &&
+      !up_->end_body({})) {  // a retry: the client's (empty) body had already ended
+    fail(502);
     return;
   }
   last_activity_ms_ = ctx_.loop().now_ms();
@@ -265,7 +308,7 @@ void Exchange::resume_response() {
   if (up_) up_->resume_recv();
 }
 
-void Exchange::on_upstream_sent(upstream::HttpConnection& c) {
+void Exchange::on_upstream_sent(upstream::Stream& c) {
   if (&c != up_) return;
   last_activity_ms_ = ctx_.loop().now_ms();
   if (state_ == State::kTunnel || (state_ == State::kExchange && !req_done_)) {
@@ -275,7 +318,7 @@ void Exchange::on_upstream_sent(upstream::HttpConnection& c) {
 
 // --- responses ---------------------------------------------------------------------------
 
-void Exchange::on_response_head(upstream::HttpConnection& c, const ph::ResponseHead& h) {
+void Exchange::on_response_head(upstream::Stream& c, const ph::ResponseHead& h) {
   if (&c != up_) return;
   last_activity_ms_ = ctx_.loop().now_ms();
   const bool informational = h.status < 200 && h.status != 101;
@@ -310,7 +353,7 @@ void Exchange::on_response_head(upstream::HttpConnection& c, const ph::ResponseH
   arm_exchange_timer();
 }
 
-void Exchange::on_response_data(upstream::HttpConnection& c, const IoBuf& data) {
+void Exchange::on_response_data(upstream::Stream& c, const IoBuf& data) {
   if (&c != up_) {
     ctx_.loop().release(data);
     return;
@@ -319,13 +362,12 @@ void Exchange::on_response_data(upstream::HttpConnection& c, const IoBuf& data) 
   down_.response_data(data);
 }
 
-void Exchange::on_response_trailers(upstream::HttpConnection& c,
-                                    std::span<const ph::Field> trailers) {
+void Exchange::on_response_trailers(upstream::Stream& c, std::span<const ph::Field> trailers) {
   if (&c != up_) return;
   down_.response_trailers(trailers);
 }
 
-void Exchange::on_response_end(upstream::HttpConnection& c) {
+void Exchange::on_response_end(upstream::Stream& c) {
   if (&c != up_) return;
   resp_done_ = true;
   set_state(State::kDone);
@@ -334,12 +376,12 @@ void Exchange::on_response_end(upstream::HttpConnection& c) {
   down_.response_end();
 }
 
-void Exchange::on_tunnel_eof(upstream::HttpConnection& c) {
+void Exchange::on_tunnel_eof(upstream::Stream& c) {
   if (&c != up_) return;
   down_.tunnel_eof();
 }
 
-void Exchange::on_upstream_error(upstream::HttpConnection& c, upstream::HttpError e, int err) {
+void Exchange::on_upstream_error(upstream::Stream& c, upstream::HttpError e, int err) {
   if (&c != up_) return;
   EGW_LOG(debug, "client {}: upstream {}: {} ({})", client_.peer->to_string(), c.endpoint().label(),
           upstream::to_string(e), err ? std::strerror(err) : "");
@@ -352,11 +394,16 @@ void Exchange::on_upstream_error(upstream::HttpConnection& c, upstream::HttpErro
   // A reused idle connection that the server had closed: try a fresh one,
   // without counting it as an attempt. Otherwise retry only a request that
   // is safe to repeat and whose body (if any) is not half sent.
-  const bool reused = c.exchanges() > 0;
-  const bool retryable =
-      e == upstream::HttpError::kReset && ph::idempotent(req_.method) && !req_body_sent_;
+  // An HTTP/2 stream the endpoint refused unprocessed (REFUSED_STREAM, or
+  // above a GOAWAY's last stream) is safe to send again whatever the
+  // method, as long as no body byte of it was consumed.
+  const bool reused = c.reused();
+  const bool refused = e == upstream::HttpError::kRefused && !req_body_sent_;
+  const bool retryable = refused || (e == upstream::HttpError::kReset &&
+                                     ph::idempotent(req_.method) && !req_body_sent_);
   close_upstream();
-  if (retryable && attempt_.retry(/*counts=*/!reused)) {
+  if (refused) ctx_.stats().upstream_refused.fetch_add(1, std::memory_order_relaxed);
+  if (retryable && attempt_.retry(/*counts=*/!reused || refused)) {
     attempt_.pick();
     return;
   }
@@ -380,20 +427,17 @@ void Exchange::fail(uint16_t status) {
 
 void Exchange::close_upstream() {
   if (!up_) return;
-  up_->close();
+  upstream::Stream* c = up_;
   up_ = nullptr;
+  c->release(false, 0, 0);
 }
 
 void Exchange::release_upstream() {
   if (!up_) return;
-  upstream::HttpConnection* c = up_;
+  upstream::Stream* c = up_;
   up_ = nullptr;
-  if (req_done_ && resp_done_ && c->reusable() && c->pool()) {
-    const auto& cc = cluster_config();
-    c->pool()->checkin(c, cc.keep_alive_max_idle, cc.keep_alive_timeout_ms);
-  } else {
-    c->close();
-  }
+  const auto& cc = cluster_config();
+  c->release(req_done_ && resp_done_, cc.keep_alive_max_idle, cc.keep_alive_timeout_ms);
 }
 
 // --- timers ------------------------------------------------------------------------------
@@ -434,7 +478,7 @@ void Exchange::on_timer() {
     case State::kConnecting:
       // The TLS handshake to the endpoint is late (the TCP connect has its
       // own, linked, timeout).
-      if (up_ && up_->tls_session()) on_upstream_connected(*up_, ETIMEDOUT);
+      if (up_) on_upstream_connected(*up_, ETIMEDOUT);
       return;
     case State::kExchange: {
       // Slow request bodies (slow POST): the average rate over each window.

@@ -32,7 +32,7 @@
 #include "src/http/forwarding.h"
 #include "src/stats/latency.h"
 #include "src/upstream/attempt.h"
-#include "src/upstream/http_connection.h"
+#include "src/upstream/stream.h"
 #include "uring/timer_wheel.h"
 
 namespace egw::route {
@@ -90,7 +90,7 @@ class Downstream {
   ~Downstream() = default;
 };
 
-class Exchange final : private upstream::Attempt::Handler, private upstream::HttpConnectionUser {
+class Exchange final : private upstream::Attempt::Handler, private upstream::StreamUser {
  public:
   enum class State : uint8_t {
     kIdle,        // not started
@@ -133,16 +133,15 @@ class Exchange final : private upstream::Attempt::Handler, private upstream::Htt
   void on_picked(int index) override;
   void on_refused(upstream::Attempt::Refusal why) override;
   void on_queued() override;
-  // HttpConnectionUser
-  void on_upstream_connected(upstream::HttpConnection& c, int err) override;
-  void on_response_head(upstream::HttpConnection& c, const ph::ResponseHead& h) override;
-  void on_response_data(upstream::HttpConnection& c, const uring::IoBuf& data) override;
-  void on_response_trailers(upstream::HttpConnection& c,
-                            std::span<const ph::Field> trailers) override;
-  void on_response_end(upstream::HttpConnection& c) override;
-  void on_tunnel_eof(upstream::HttpConnection& c) override;
-  void on_upstream_error(upstream::HttpConnection& c, upstream::HttpError e, int err) override;
-  void on_upstream_sent(upstream::HttpConnection& c) override;
+  // StreamUser
+  void on_upstream_connected(upstream::Stream& c, int err) override;
+  void on_response_head(upstream::Stream& c, const ph::ResponseHead& h) override;
+  void on_response_data(upstream::Stream& c, const uring::IoBuf& data) override;
+  void on_response_trailers(upstream::Stream& c, std::span<const ph::Field> trailers) override;
+  void on_response_end(upstream::Stream& c) override;
+  void on_tunnel_eof(upstream::Stream& c) override;
+  void on_upstream_error(upstream::Stream& c, upstream::HttpError e, int err) override;
+  void on_upstream_sent(upstream::Stream& c) override;
 
   void set_state(State s);
   void connect_to(int endpoint);
@@ -164,7 +163,7 @@ class Exchange final : private upstream::Attempt::Handler, private upstream::Htt
   ph::RequestHead req_;
   const config::RouteConfig* route_ = nullptr;
   upstream::WorkerCluster* cluster_ = nullptr;
-  upstream::HttpConnection* up_ = nullptr;
+  upstream::Stream* up_ = nullptr;
   uring::Timer timer_;
   State state_ = State::kIdle;
   bool req_done_ = false;       // the whole request (body and end) went upstream

@@ -75,6 +75,7 @@ void Worker::run(RuntimePtr rt) {
   log_stats();
   listeners_.clear();
   http_pools_.clear();
+  h2_pools_.clear();
   for (int i = 0; i < 1000 && loop_->live_owners() > 0; ++i)
     (void)loop_->run_once(false);
   checkers_.clear();
@@ -267,6 +268,13 @@ upstream::Pool& Worker::http_pool(const std::shared_ptr<upstream::EndpointState>
   return *p;
 }
 
+upstream::H2Pool& Worker::h2_pool(const std::shared_ptr<upstream::EndpointState>& ep,
+                                  tls::ClientContext* tls) {
+  auto& p = h2_pools_[{ep.get(), tls}];
+  if (!p) p = std::make_unique<upstream::H2Pool>(*loop_, stats_, ep);
+  return *p;
+}
+
 upstream::HttpConnection* Worker::new_http_connection(std::shared_ptr<upstream::EndpointState> ep,
                                                       upstream::Pool* pool) {
   stats_.upstream_connects.fetch_add(1, std::memory_order_relaxed);
@@ -403,9 +411,10 @@ void Worker::log_stats() {
   }
   EGW_LOG(info,
           "worker {} sqes by op:{}; http: {} requests, {} proxy errors, {} upstream connects, {} "
-          "reused",
+          "reused, {} refused and sent again",
           index_, by_op, stats_.http_requests.load(), stats_.http_errors.load(),
-          stats_.upstream_connects.load(), stats_.upstream_reused.load());
+          stats_.upstream_connects.load(), stats_.upstream_reused.load(),
+          stats_.upstream_refused.load());
   if (stats_.tls_handshakes.load() + stats_.tls_failures.load() + stats_.tls_timeouts.load() +
           stats_.tls_upstream_handshakes.load() + stats_.tls_upstream_failures.load() +
           stats_.sni_routed.load() >

@@ -26,6 +26,7 @@
 #include "src/stats/latency.h"
 #include "src/upstream/cluster.h"
 #include "src/upstream/context.h"
+#include "src/upstream/h2_connection.h"
 #include "src/upstream/health_check.h"
 #include "src/upstream/http_connection.h"
 #include "src/upstream/pool.h"
@@ -103,6 +104,8 @@ class Worker final : public upstream::Context {
   SlabPool<downstream::H1Request>& h1_requests() { return *h1_requests_; }
   upstream::Pool& http_pool(const std::shared_ptr<upstream::EndpointState>& ep,
                             const tls::ClientContext* tls) override;
+  upstream::H2Pool& h2_pool(const std::shared_ptr<upstream::EndpointState>& ep,
+                            tls::ClientContext* tls) override;
   upstream::HttpConnection* new_http_connection(std::shared_ptr<upstream::EndpointState> ep,
                                                 upstream::Pool* pool) override;
   void slot_freed(WorkerCluster& wc) override;
@@ -153,6 +156,9 @@ class Worker final : public upstream::Context {
   std::map<std::pair<const upstream::EndpointState*, const tls::ClientContext*>,
            std::unique_ptr<upstream::Pool>>
       http_pools_;
+  std::map<std::pair<const upstream::EndpointState*, const tls::ClientContext*>,
+           std::unique_ptr<upstream::H2Pool>>
+      h2_pools_;
   std::map<std::string, std::unique_ptr<stats::PhaseLatency>> listener_latency_;
   std::map<std::string, std::unique_ptr<stats::PhaseLatency>> cluster_latency_;
   IntrusiveList<downstream::Session, &downstream::Session::worker_node_> live_;

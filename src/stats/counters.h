@@ -32,6 +32,7 @@ struct WorkerStats {
   std::atomic<uint64_t> slow_bodies{0};
   std::atomic<uint64_t> upstream_reused{0};
   std::atomic<uint64_t> upstream_connects{0};
+  std::atomic<uint64_t> upstream_refused{0};  // HTTP/2 streams refused unprocessed, sent again
   // TLS
   std::atomic<uint64_t> tls_handshakes{0};  // completed downstream (full + resumed)
   std::atomic<uint64_t> tls_resumed{0};

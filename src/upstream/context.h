@@ -16,6 +16,7 @@ namespace egw::upstream {
 
 class EndpointState;
 class HttpConnection;
+class H2Pool;
 class Pool;
 struct WorkerCluster;
 
@@ -28,6 +29,9 @@ class Context {
   // made with `tls` (null: plain): see upstream/pool.h.
   virtual Pool& http_pool(const std::shared_ptr<EndpointState>& ep,
                           const tls::ClientContext* tls) = 0;
+  // The HTTP/2 connections to an endpoint on this worker, made with `tls`
+  // (null: cleartext, prior knowledge): see upstream/h2_connection.h.
+  virtual H2Pool& h2_pool(const std::shared_ptr<EndpointState>& ep, tls::ClientContext* tls) = 0;
   // A new upstream HTTP connection (not yet connected), or nullptr at the cap.
   virtual HttpConnection* new_http_connection(std::shared_ptr<EndpointState> ep, Pool* pool) = 0;
   // A connection slot of `wc`'s cluster freed: serve a waiter here, or wake

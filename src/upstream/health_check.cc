@@ -5,7 +5,11 @@
 #include <algorithm>
 #include <cstring>
 
+#include <deque>
+
 #include "egw/log.h"
+#include "proto/h2/client.h"
+#include "src/tls/context.h"
 #include "src/tls/session.h"
 
 namespace egw::upstream {
@@ -71,13 +75,68 @@ CheckResponse::Verdict CheckResponse::feed(std::string_view bytes) {
 
 // --- HealthChecker --------------------------------------------------------------
 
+namespace {
+
+// The check as one HTTP/2 stream (a cluster with protocol = "h2"): the same
+// GET, the verdict on the first final status (1xx heads are skipped unless
+// expected).
+struct H2Probe final : proto::h2::ClientHandler, proto::h2::Sink {
+  explicit H2Probe(uint16_t expect_status) : expect(expect_status) {}
+
+  void on_response_head(proto::h2::ClientStream&, const proto::http::ResponseHead& head,
+                        bool) override {
+    if (done) return;
+    if (head.status == expect || !head.informational()) {
+      done = true;
+      status = head.status;
+    }
+  }
+  void on_response_data(proto::h2::ClientStream& s, const uint8_t*, size_t len) override {
+    cs.consume(s.id, len);
+  }
+  void on_response_end(proto::h2::ClientStream&, std::span<const proto::http::Field>) override {}
+  void on_stream_closed(proto::h2::ClientStream&, uint32_t error_code) override {
+    if (!done) {
+      done = true;
+      reset_code = error_code == 0 ? proto::h2::kInternalError : error_code;
+    }
+  }
+  size_t body_ready(proto::h2::ClientStream&, size_t, bool* eof, bool* trailers) override {
+    *eof = true;
+    *trailers = false;
+    return 0;
+  }
+  void write_data(proto::h2::ClientStream&, const uint8_t* hdr, size_t) override { write(hdr, 9); }
+  std::span<const proto::http::Field> request_trailers(proto::h2::ClientStream&) override {
+    return {};
+  }
+  void on_goaway(int32_t, uint32_t) override {}
+  void write(const uint8_t* data, size_t len) override {
+    pending.append(reinterpret_cast<const char*>(data), len);
+  }
+
+  const uint16_t expect;
+  proto::h2::ClientSession cs{*this, proto::h2::ClientSettings{}};
+  proto::h2::ClientStream st;
+  std::string pending;  // frames produced, not yet handed to the stream
+  uint16_t status = 0;
+  uint32_t reset_code = 0;  // the stream ended without a final status
+  bool done = false;
+};
+
+}  // namespace
+
 struct HealthChecker::HttpCheck {
-  HttpCheck(uring::EventLoop& loop, net::ByteStreamHandler& handler, uint16_t expect)
-      : stream(loop, handler), response(expect) {}
+  HttpCheck(uring::EventLoop& loop, net::ByteStreamHandler& handler, uint16_t expect, bool h2)
+      : stream(loop, handler), response(expect) {
+    if (h2) probe = std::make_unique<H2Probe>(expect);
+  }
 
   net::ByteStream stream;  // plain, or TLS with the cluster's client context
   std::string request;     // must live until sent: freed with the stream
   CheckResponse response;
+  std::unique_ptr<H2Probe> probe;  // HTTP/2 checks
+  std::deque<std::string> sent;    // HTTP/2 frames handed to the stream (kept until it is freed)
   bool finished = false;
 };
 
@@ -128,7 +187,8 @@ void HealthChecker::on_connect_done(uring::Connector& c, int err) {
 
 void HealthChecker::start_http(UniqueFd fd) {
   net::ByteStreamHandler& handler = *this;
-  http_ = std::make_unique<HttpCheck>(loop_, handler, static_cast<uint16_t>(cfg_.expect_status));
+  http_ = std::make_unique<HttpCheck>(loop_, handler, static_cast<uint16_t>(cfg_.expect_status),
+                                      cfg_.h2);
   HttpCheck& h = *http_;
   const std::string& sni = tls_ ? tls_->options().sni : std::string();
   h.request = fmt::format(
@@ -152,8 +212,66 @@ void HealthChecker::start_http(UniqueFd fd) {
   if (plain) send_request();
 }
 
+void HealthChecker::send_h2(bool first) {
+  HttpCheck& h = *http_;
+  H2Probe& p = *h.probe;
+  if (first) {
+    if (h.stream.is_tls() && h.stream.alpn() != "h2") {
+      finish(CheckOutcome::kInvalidResponse, 0, "the endpoint did not agree to h2 in ALPN");
+      return;
+    }
+    const std::string& sni = tls_ ? tls_->options().sni : std::string();
+    h.request = sni.empty() ? endpoint_->address().to_string() : sni;
+    const proto::h2::ClientSession::Nv pseudo[] = {
+        {":method", "GET"},
+        {":scheme", h.stream.is_tls() ? "https" : "http"},
+        {":authority", h.request},
+        {":path", cfg_.path},
+    };
+    const proto::h2::ClientSession::Nv fields[] = {{"user-agent", "expressgateway-health-check"}};
+    if (!p.cs.start() || p.cs.submit_request(p.st, pseudo, fields, true) == 0) {
+      finish(CheckOutcome::kSocketError, ENOMEM);
+      return;
+    }
+  }
+  p.cs.send(p, 1 << 16);
+  if (p.pending.empty()) return;
+  h.sent.push_back(std::move(p.pending));
+  p.pending.clear();
+  uring::IoBuf b;
+  b.data = reinterpret_cast<const uint8_t*>(h.sent.back().data());
+  b.len = static_cast<uint32_t>(h.sent.back().size());
+  if (!h.stream.send(b)) finish(CheckOutcome::kSocketError, EPIPE);
+}
+
+void HealthChecker::on_h2_input(const uint8_t* data, size_t n) {
+  HttpCheck& h = *http_;
+  H2Probe& p = *h.probe;
+  if (p.cs.recv(data, n) == proto::h2::ClientSession::Status::kClosed && !p.done) {
+    finish(CheckOutcome::kInvalidResponse, 0,
+           fmt::format("HTTP/2 connection error: {}", p.cs.error()));
+    return;
+  }
+  if (p.done) {
+    if (p.reset_code) {
+      finish(CheckOutcome::kInvalidResponse, 0,
+             fmt::format("stream reset: {}", proto::h2::to_string(p.reset_code)));
+    } else if (p.status == cfg_.expect_status) {
+      finish(CheckOutcome::kPassed);
+    } else {
+      finish(CheckOutcome::kUnexpectedStatus, 0, fmt::format("{}", p.status));
+    }
+    return;
+  }
+  send_h2(false);  // SETTINGS ACK, WINDOW_UPDATE
+}
+
 void HealthChecker::send_request() {
   HttpCheck& h = *http_;
+  if (h.probe) {
+    send_h2(true);
+    return;
+  }
   uring::IoBuf b;
   b.data = reinterpret_cast<const uint8_t*>(h.request.data());
   b.len = static_cast<uint32_t>(h.request.size());
@@ -167,6 +285,10 @@ void HealthChecker::on_ready(net::ByteStream&) {
 void HealthChecker::on_plaintext(const uint8_t* p, size_t n) {
   HttpCheck& h = *http_;
   if (h.finished) return;
+  if (h.probe) {
+    on_h2_input(p, n);
+    return;
+  }
   switch (h.response.feed(std::string_view(reinterpret_cast<const char*>(p), n))) {
     case CheckResponse::Verdict::kNeedMore:
       return;

@@ -7,7 +7,8 @@
 // on the checker's own net::ByteStream; a tcp check stays a TCP connect. `rise` consecutive
 // successes mark a down endpoint up, `fall` consecutive failures mark an up endpoint down. State
 // changes are logged with the reason. Endpoints start up (as in HAProxy); the first check runs at
-// once.
+// once. On a cluster with protocol = "h2" the http check speaks HTTP/2 (ALPN h2 over TLS,
+// prior knowledge in cleartext): the same GET as one stream, the same verdicts.
 #pragma once
 
 #include <array>
@@ -112,6 +113,8 @@ class HealthChecker final : private uring::ConnectorHandler, private net::ByteSt
   void on_sent(net::ByteStream&) override {}
   void on_released(net::ByteStream& s) override;
   void send_request();
+  void send_h2(bool first);
+  void on_h2_input(const uint8_t* data, size_t n);
 
   uring::EventLoop& loop_;
   std::shared_ptr<EndpointState> endpoint_;

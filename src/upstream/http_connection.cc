@@ -12,20 +12,6 @@ namespace egw::upstream {
 
 namespace h1 = proto::h1;
 
-const char* to_string(HttpError e) {
-  switch (e) {
-    case HttpError::kConnect:
-      return "connect failed";
-    case HttpError::kReset:
-      return "connection reset before the response";
-    case HttpError::kBadResponse:
-      return "invalid response";
-    case HttpError::kTruncated:
-      return "response truncated";
-  }
-  return "?";
-}
-
 HttpConnection::HttpConnection(uring::EventLoop& loop, SlabPool<HeaderBlock>& headers,
                                SlabPool<HttpConnection>& home,
                                std::shared_ptr<EndpointState> endpoint, Pool* pool)
@@ -156,6 +142,14 @@ void HttpConnection::set_tunnel() {
   phase_ = Phase::kTunnel;
   broken_ = true;  // never back to a pool
   release_head_storage();
+}
+
+void HttpConnection::release(bool clean, uint32_t max_idle, uint32_t idle_timeout_ms) {
+  if (clean && reusable() && pool_) {
+    pool_->checkin(this, max_idle, idle_timeout_ms);
+  } else {
+    close();
+  }
 }
 
 bool HttpConnection::reusable() const {

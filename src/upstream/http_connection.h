@@ -24,6 +24,7 @@
 #include "src/http/h1_trailers.h"
 #include "src/http/head_buffer.h"
 #include "src/net/byte_stream.h"
+#include "src/upstream/stream.h"
 #include "uring/io_queue.h"
 #include "uring/stream_socket.h"
 #include "uring/timer_wheel.h"
@@ -34,37 +35,6 @@ class HttpConnection;
 class Pool;
 class EndpointState;
 
-enum class HttpError : uint8_t {
-  kConnect,      // connect failed or timed out
-  kReset,        // the connection failed (reset, EOF) before any response byte
-  kBadResponse,  // the response violates HTTP/1.1
-  kTruncated,    // the connection ended inside a response
-};
-const char* to_string(HttpError e);
-
-class HttpConnectionUser {
- public:
-  virtual void on_upstream_connected(HttpConnection& c, int err) = 0;
-  // A response head, informational (1xx) ones included; views are valid
-  // during the call only.
-  virtual void on_response_head(HttpConnection& c, const proto::http::ResponseHead& head) = 0;
-  // Body bytes (de-framed) or, after set_tunnel(), raw bytes; the user owns
-  // the IoBuf and releases it.
-  virtual void on_response_data(HttpConnection& c, const uring::IoBuf& data) = 0;
-  // Trailer fields (valid during the call), just before on_response_end().
-  virtual void on_response_trailers(HttpConnection& c,
-                                    std::span<const proto::http::Field> trailers) = 0;
-  virtual void on_response_end(HttpConnection& c) = 0;
-  // Tunnel mode: the server finished sending.
-  virtual void on_tunnel_eof(HttpConnection& c) = 0;
-  virtual void on_upstream_error(HttpConnection& c, HttpError e, int err) = 0;
-  // The send queue went below its watermark.
-  virtual void on_upstream_sent(HttpConnection& c) = 0;
-
- protected:
-  ~HttpConnectionUser() = default;
-};
-
 // Per-worker resources parsers borrow while a head is in progress.
 struct HeaderBlock {
   static constexpr uint32_t kCapacity = 256;
@@ -72,7 +42,7 @@ struct HeaderBlock {
   proto::http::FieldStorage<kCapacity> headers;
 };
 
-class HttpConnection final : private net::ByteStreamHandler {
+class HttpConnection final : public Stream, private net::ByteStreamHandler {
  public:
   // The largest response head an endpoint may send.
   static constexpr uint32_t kMaxResponseHeadBytes = 24576;
@@ -89,45 +59,46 @@ class HttpConnection final : private net::ByteStreamHandler {
   // (EPROTO when it failed: tls_error() says why).
   Status connect(uint32_t timeout_ms, tls::ClientContext* tls = nullptr);
   // The TLS session, or null on a plain connection.
-  tls::Session* tls_session() { return sock_.tls_session(); }
-  const std::string& tls_error() const { return tls_error_; }
+  tls::Session* tls_session() override { return sock_.tls_session(); }
+  const std::string& tls_error() const override { return tls_error_; }
   // Whether a saved TLS session was offered (resumption attempt).
   bool tls_resume_offered() const { return resume_offered_; }
-  void set_user(HttpConnectionUser* user) { user_ = user; }
-  HttpConnectionUser* user() const { return user_; }
 
   // A new exchange: writes the request head for `req` (the forwarding
   // policy with `ctx`, then HTTP/1.1 framing). False when it does not fit
   // (or memory ran out): nothing was sent.
-  bool send_request(const proto::http::RequestHead& req, const http::RequestContext& ctx);
+  bool send_request(const proto::http::RequestHead& req, const http::RequestContext& ctx) override;
   // Request body bytes (owned), framed as the head announced. False when
   // out of memory for the framing: the connection is broken (nothing is
   // reported through the user; the caller treats it as a failed exchange).
-  bool send_body(const uring::IoBuf& b);
+  bool send_body(const uring::IoBuf& b) override;
   // The end of the request body (the last chunk and `trailers` when chunked;
   // trailers are dropped on a Content-Length body). False as send_body().
-  bool end_body(std::span<const proto::http::Field> trailers);
+  bool end_body(std::span<const proto::http::Field> trailers) override;
   // Raw bytes (a tunnel). False when the connection cannot send any more.
-  bool send(const uring::IoBuf& b);
-  bool send_full() const { return sock_.send_full(); }
+  bool send(const uring::IoBuf& b) override;
+  bool send_full() const override { return sock_.send_full(); }
   // Back-pressure from the user: nothing more is delivered (what already
   // arrived waits, still charged to this socket's receive cap) until
   // resume_recv(), which delivers it first.
-  void pause_recv();
-  void resume_recv();
-  void shutdown_write();
+  void pause_recv() override;
+  void resume_recv() override;
+  void shutdown_write() override;
   // From now on bytes are relayed raw (after a 101 or a 2xx to CONNECT).
-  void set_tunnel();
+  void set_tunnel() override;
 
   // The exchange ended cleanly and the connection can carry another one.
   bool reusable() const;
   // Exchanges this connection completed (0: it never served one).
   uint32_t exchanges() const { return exchanges_; }
   bool response_started() const { return response_started_; }
-  EndpointState& endpoint() const { return *endpoint_; }
+  bool reused() const override { return exchanges_ > 0; }
+  EndpointState& endpoint() const override { return *endpoint_; }
   const std::shared_ptr<EndpointState>& endpoint_ptr() const { return endpoint_; }
   Pool* pool() const { return pool_; }
 
+  // Stream: back to the pool after a clean exchange, closed otherwise.
+  void release(bool clean, uint32_t max_idle, uint32_t idle_timeout_ms) override;
   // Closes (reset when `abortive`); the pool or the user is told nothing
   // more; the object frees itself once the socket is released.
   void close(bool abortive = false);
@@ -161,7 +132,6 @@ class HttpConnection final : private net::ByteStreamHandler {
   SlabPool<HttpConnection>& home_;
   std::shared_ptr<EndpointState> endpoint_;
   Pool* pool_;
-  HttpConnectionUser* user_ = nullptr;
   net::ByteStream sock_;
   std::string tls_error_;
   bool resume_offered_ = false;

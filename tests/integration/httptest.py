@@ -104,7 +104,8 @@ class HttpBackend:
       /sleep/MS        waits MS ms, then answers
       /early/N         answers 413-ish before reading the body... (answers 200 at once)
       anything else    200 "hello"
-    and records every request (method, target, headers, body length and hash)."""
+    A target with "slowread" in it has its request body read slowly.
+    Records every request (method, target, headers, body length and hash)."""
 
     def __init__(self, host="127.0.0.1"):
         self.requests = []
@@ -138,9 +139,13 @@ class HttpBackend:
             h = hashlib.sha256()
             n = [0]
 
+            slow = "slowread" in target
+
             def sink(b):
                 h.update(b)
                 n[0] += len(b)
+                if slow:
+                    time.sleep(0.001)  # a backend that reads slowly (about 100 MB/s at most)
 
             path = target.split("?")[0]
             if path.startswith("/early"):

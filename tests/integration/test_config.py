@@ -189,17 +189,18 @@ def test_cluster_alpn_of_an_http_listener_is_http11_only(uses):
             route=('\n[[listener.route]]\nmatch = { path_prefix = "/" }\ncluster = "app"\n'
                    if uses == "route" else ""))
 
-    # The upstream codec speaks HTTP/1.1: an endpoint that picked h2 would be
-    # spoken to in the wrong protocol. (The tcp listener's cluster "raw" may
-    # offer anything: it relays bytes.)
+    # A cluster with protocol = "http1" (the default) is spoken to in
+    # HTTP/1.1: an endpoint that picked h2 would be spoken to in the wrong
+    # protocol. (The tcp listener's cluster "raw" may offer anything: it
+    # relays bytes.)
     line = CLUSTER_ALPN.splitlines().index("alpn = {alpn}") + 1
     if uses == "route":
         line += 4
     code, out = run_check(config('["h2", "http/1.1"]'))
     assert code == 2, out
     assert (f"FILE:{line}:8: cluster 'app' tls: alpn 'h2' cannot be used: http listener 'web' "
-            "sends this cluster HTTP/1.1 (the only protocol spoken upstream), so alpn may list "
-            "only \"http/1.1\"") in out, out
+            "speaks HTTP/1.1 to this cluster (protocol = \"http1\"), so alpn may list only "
+            "\"http/1.1\"") in out, out
     assert out.count("tls: alpn") == 1, out  # one error per name, not per listener
     code, out = run_check(config('"h3"'))
     assert code == 2 and "alpn 'h3' cannot be used" in out, out

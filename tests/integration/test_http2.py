@@ -224,6 +224,63 @@ def test_fifty_streams_of_ten_mib_both_ways_on_one_connection(gw, backend):
     c.close()
 
 
+def test_parallel_100_mib_uploads_to_a_slow_backend_with_resets(gw, backend):
+    """Four 100 MiB uploads on one connection to a backend that reads
+    slowly; two are reset halfway. The other two arrive whole, the proxy's
+    memory stays bounded by the windows, and the connection serves on."""
+    import json
+    probe_still_answers(gw)
+    before = rss_kib(gw.proc.pid)
+    c = H2Client(gw.address("web"))
+    size = 100 << 20
+    block = os.urandom(1 << 16)
+    sids = [c.request(f"/echo?slowread&i={i}", method="POST", end=False,
+                      headers=[("content-length", str(size))]) for i in range(4)]
+    sent = {sid: 0 for sid in sids}
+    hashes = {sid: hashlib.sha256() for sid in sids}
+    reset = set()
+    deadline = time.monotonic() + 150
+    peak = 0
+    while any(sent[s] < size for s in sids if s not in reset):
+        assert time.monotonic() < deadline, sent
+        progress = False
+        for sid in sids:
+            if sid in reset or sent[sid] >= size:
+                continue
+            if sid in sids[1::2] and sent[sid] >= size // 2:
+                c.conn.reset_stream(sid, error_code=8)  # CANCEL, halfway
+                c.flush()
+                reset.add(sid)
+                continue
+            room = min(c.conn.local_flow_control_window(sid), c.conn.max_outbound_frame_size,
+                       size - sent[sid])
+            if room <= 0:
+                continue
+            off = sent[sid] % len(block)
+            chunk = (block[off:] + block)[:room]
+            c.conn.send_data(sid, chunk, end_stream=sent[sid] + room == size)
+            hashes[sid].update(chunk)
+            sent[sid] += room
+            progress = True
+        c.flush()
+        if not progress:
+            c.pump(lambda: False, timeout=0.05)  # window updates
+            peak = max(peak, rss_kib(gw.proc.pid) - before)
+    for sid in sids[0::2]:
+        s = c.wait(sid, timeout=120)
+        assert s.status == 200, (s.status, s.reset)
+        got = json.loads(bytes(s.data))
+        assert got["len"] == size and got["sha256"] == hashes[sid].hexdigest(), got
+    assert peak < 48 * 1024, f"proxy grew {peak} KiB while relaying 4 x 100 MiB"
+    # The connection (its window, its streams) still serves.
+    s = c.wait(c.request("/after"))
+    assert s.status == 200 and bytes(s.data) == b"hello"
+    s = c.wait(c.request("/echo", method="POST", body=b"x" * 100000))
+    assert json.loads(bytes(s.data))["len"] == 100000
+    c.close()
+    probe_still_answers(gw)
+
+
 def test_a_client_that_reads_nothing_of_many_streams_holds_bounded_memory(gw, backend):
     # Warm the gateway's pools first, so that what follows measures growth.
     probe_still_answers(gw)

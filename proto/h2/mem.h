@@ -1,0 +1,44 @@
+// What both HTTP/2 codecs (server.h, client.h) share: the allocator they
+// give nghttp2 (per-thread free lists of small blocks, so that a worker that
+// has served a few streams allocates nothing more for the next ones; see
+// mem.cc) and a view of nghttp2's reference-counted buffers.
+#pragma once
+
+#include <nghttp2/nghttp2.h>
+
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "proto/http/message.h"
+
+namespace egw::proto::h2 {
+
+// Null under the sanitizers (nghttp2's malloc then, which ASan sees).
+nghttp2_mem* allocator();
+
+// The bytes of a reference-counted nghttp2 buffer.
+std::string_view view(nghttp2_rcbuf* b);
+// Lets go of the field buffers a stream kept.
+void drop_refs(std::vector<nghttp2_rcbuf*>& refs);
+// Appends one field to a name-value list (the views must outlive the submit).
+void push_nv(std::vector<nghttp2_nv>& nv, std::string_view name, std::string_view value);
+
+// Options both codecs share: WINDOW_UPDATE is the caller's (automatic
+// updates off), a 4096-byte HPACK encoder table, and the CONTINUATION limit
+// where the library has it. Null when out of memory; the caller deletes it.
+nghttp2_option* new_options(uint32_t max_continuations);
+// Queues our SETTINGS and grows the connection's receive window to
+// `connection_window` (when above the default).
+bool submit_settings(nghttp2_session* session, std::span<const nghttp2_settings_entry> iv,
+                     uint32_t connection_window);
+
+// What a data provider's read callback returns for a body sent without a
+// copy (NGHTTP2_DATA_FLAG_NO_COPY): `n` bytes ready; at `eof` the end of the
+// stream, or the `trailers` submitted after it (a non-empty list), built in
+// `scratch`. NGHTTP2_ERR_DEFERRED when nothing is ready yet.
+ssize_t body_read_result(nghttp2_session* session, int32_t id, size_t n, bool eof,
+                         std::span<const proto::http::Field> trailers,
+                         std::vector<nghttp2_nv>& scratch, uint32_t* flags);
+
+}  // namespace egw::proto::h2
