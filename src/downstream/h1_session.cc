@@ -5,6 +5,7 @@
 #include "egw/clock.h"
 #include "egw/log.h"
 #include "proto/h1/encoder.h"
+#include "src/http/h1_body.h"
 #include "src/server/worker.h"
 
 namespace egw::downstream {
@@ -238,42 +239,21 @@ void H1Session::begin_exchange() {
 }
 
 void H1Session::pump_request_body() {
-  auto& loop = worker_.loop();
+  using Kind = http::BodyStep::Kind;
   while (!req_done_ && ex_ && ex_->body_room()) {
-    if (in_.empty()) {
-      // A Content-Length body that ended exactly at a buffer's end.
-      const auto step = rq_->body.feed({});
-      if (step.kind == h1::BodyDecoder::Step::kDone) {
-        req_done_ = true;
-        ex_->request_end({});
-      }
-      break;
-    }
-    const IoBuf& f = in_.front();
-    const auto step = rq_->body.feed({reinterpret_cast<const char*>(f.data), f.len});
+    http::BodyStep step = http::next_body_step(worker_.loop(), rq_->body, in_, rq_->trailers);
     switch (step.kind) {
-      case h1::BodyDecoder::Step::kData: {
-        const auto off =
-            static_cast<uint32_t>(reinterpret_cast<const uint8_t*>(step.data.data()) - f.data);
-        IoBuf piece = loop.share(f, off, static_cast<uint32_t>(step.data.size()));
-        in_.drop(step.consumed);
-        ex_->request_data(piece);  // may end the exchange (413, upstream failure)
+      case Kind::kNeedMore:
+        return;
+      case Kind::kProgress:
         break;
-      }
-      case h1::BodyDecoder::Step::kTrailer: {
-        const bool kept = rq_->trailers.append(loop, step.data);
-        in_.drop(step.consumed);
-        if (!kept) {
-          send_error(431, true);
-          return;
-        }
+      case Kind::kData:
+        ex_->request_data(step.data);  // may end the exchange (413, upstream failure)
         break;
-      }
-      case h1::BodyDecoder::Step::kNeedMore:
-        in_.drop(step.consumed);
-        break;
-      case h1::BodyDecoder::Step::kDone: {
-        in_.drop(step.consumed);
+      case Kind::kTrailersTooLarge:
+        send_error(431, true);
+        return;
+      case Kind::kDone: {
         req_done_ = true;
         bool ok = true;
         if (!rq_->trailers.empty()) {
@@ -287,7 +267,7 @@ void H1Session::pump_request_body() {
         }
         break;
       }
-      case h1::BodyDecoder::Step::kError:
+      case Kind::kError:
         EGW_LOG(debug, "client {}: bad request body: {}", peer_.to_string(),
                 h1::to_string(rq_->body.error()));
         send_error(400, true);

@@ -30,26 +30,39 @@ Client::Client(uring::EventLoop& loop, const WorkerPlan& plan, Stats& stats)
       schedule_(Schedule::constant(1, 0, 0)) {
   // A connection may hold a closing socket and a new one at once.
   sockets_.reserve(2 * size_t{plan.connections});
-  connections_.reserve(plan.connections);
-  available_.resize(plan.connections);
-  for (unsigned i = 0; i < plan.connections; ++i)
-    connections_.push_back(std::make_unique<Connection>(*this));
+  if (plan.options->h2) {
+    links_.reserve(plan.connections);
+    for (unsigned i = 0; i < plan.connections; ++i) {
+      links_.push_back(std::make_unique<H2Link>(*this, plan.streams));
+      for (auto& l : links_.back()->lanes())
+        lanes_.push_back(l.get());
+    }
+  } else {
+    connections_.reserve(plan.connections);
+    for (unsigned i = 0; i < plan.connections; ++i) {
+      connections_.push_back(std::make_unique<Connection>(*this));
+      lanes_.push_back(connections_.back().get());
+    }
+  }
+  available_.resize(lanes_.size());
 }
 
 Client::~Client() {
   // Connections must let go of their sockets before the pool goes.
+  lanes_.clear();
   connections_.clear();
+  links_.clear();
 }
 
-void Client::push_available(Connection& c) {
+void Client::push_available(Lane& c) {
   EGW_ASSERT(available_count_ < available_.size());
   available_[(available_head_ + available_count_) % available_.size()] = &c;
   ++available_count_;
 }
 
-Connection* Client::pop_available() {
+Lane* Client::pop_available() {
   if (available_count_ == 0) return nullptr;
-  Connection* c = available_[available_head_];
+  Lane* c = available_[available_head_];
   available_head_ = (available_head_ + 1) % available_.size();
   --available_count_;
   return c;
@@ -58,12 +71,12 @@ Connection* Client::pop_available() {
 void Client::setup() {
   phase_ = Phase::kSetup;
   if (options().new_connection_per_request) {
-    for (auto& c : connections_)
+    for (Lane* c : lanes_)
       push_available(*c);
     return;
   }
-  setup_pending_ = plan_.connections;
-  for (auto& c : connections_)
+  setup_pending_ = static_cast<unsigned>(lanes_.size());
+  for (Lane* c : lanes_)
     c->preconnect();
   // Every connect carries a linked timeout, so this ends.
   while (setup_pending_ > 0) {
@@ -71,7 +84,7 @@ void Client::setup() {
   }
 }
 
-void Client::on_available(Connection& c, bool connect_failed) {
+void Client::on_available(Lane& c, bool connect_failed) {
   switch (phase_) {
     case Phase::kSetup:
       push_available(c);
@@ -101,7 +114,7 @@ void Client::on_available(Connection& c, bool connect_failed) {
   start_on(c, now);
 }
 
-void Client::start_on(Connection& c, uint64_t intended_ns) {
+void Client::start_on(Lane& c, uint64_t intended_ns) {
   ++in_flight_;
   c.start(intended_ns, intended_ns >= measure_start_ns_ && intended_ns < end_ns_);
 }
@@ -121,7 +134,7 @@ void Client::pump() {
       now = clock::now_ns();
       if (t > now) break;
     }
-    Connection* c = pop_available();
+    Lane* c = pop_available();
     schedule_.advance();
     now = clock::now_ns();
     if (t >= measure_start_ns_) {
@@ -217,7 +230,7 @@ bool Client::run(uint64_t t0_ns) {
 
 void Client::abandon_rest() {
   phase_ = Phase::kDone;
-  for (auto& c : connections_)
+  for (Lane* c : lanes_)
     c->abandon(ErrorKind::kUnfinished);
   if (options().open_loop()) {
     // Requests still waiting for a connection: never sent, never answered.
@@ -229,7 +242,7 @@ void Client::abandon_rest() {
 }
 
 void Client::close() {
-  for (auto& c : connections_)
+  for (Lane* c : lanes_)
     c->close();
   const uint64_t deadline = clock::now_ns() + kCloseGraceNs;
   while (loop_.live_owners() > 0 && clock::now_ns() < deadline) {

@@ -28,6 +28,8 @@
 #include "egw/slab.h"
 #include "proto/h1/parser.h"
 #include "src/load/connection.h"
+#include "src/load/h2_link.h"
+#include "src/load/lane.h"
 #include "src/load/options.h"
 #include "src/load/schedule.h"
 #include "src/load/stats.h"
@@ -44,6 +46,7 @@ struct WorkerPlan {
   proto::h1::Method method = proto::h1::Method::kGet;
   unsigned index = 0;
   unsigned connections = 1;
+  unsigned streams = 1;               // --h2: concurrent streams per connection
   double rate = 0;                    // this worker's requests/s (open loop)
   double phase = 0;                   // of a period, for constant schedules
   uint64_t seed = 1;                  // for Poisson schedules
@@ -80,9 +83,10 @@ class Client {
   // https: the session the next new connection offers (the last one saved
   // by any connection of this worker), when resumption is on.
   std::shared_ptr<tls::SavedSession>& tls_resume() { return tls_resume_; }
-  // A connection can take a request (after set-up, a response, an error, a
-  // back-off). May hand it the next request at once.
-  void on_available(Connection& c, bool connect_failed);
+  // A lane (an HTTP/1.1 connection, or one stream of an HTTP/2 one) can
+  // take a request (after set-up, a response, an error, a back-off). May
+  // hand it the next request at once.
+  void on_available(Lane& c, bool connect_failed);
   // A request assigned by this client finished, one way or another.
   void request_ended() { --in_flight_; }
 
@@ -91,23 +95,25 @@ class Client {
 
   // Open loop: sends every request that is due while connections are free.
   void pump();
-  void start_on(Connection& c, uint64_t intended_ns);
+  void start_on(Lane& c, uint64_t intended_ns);
   // Drain deadline: everything unsent or in flight becomes kUnfinished.
   void abandon_rest();
   uint64_t next_wake(uint64_t now) const;
 
-  // FIFO of available connections: round-robin keeps every connection
-  // warm, and each appears at most once, so a ring of their count suffices.
-  void push_available(Connection& c);
-  Connection* pop_available();
+  // FIFO of available lanes: round-robin keeps every connection warm, and
+  // each appears at most once, so a ring of their count suffices.
+  void push_available(Lane& c);
+  Lane* pop_available();
 
   uring::EventLoop& loop_;
   WorkerPlan plan_;
   Stats& stats_;
   SlabPool<net::ByteStream> sockets_;
   std::shared_ptr<tls::SavedSession> tls_resume_;
-  std::vector<std::unique_ptr<Connection>> connections_;
-  std::vector<Connection*> available_;
+  std::vector<std::unique_ptr<Connection>> connections_;  // HTTP/1.1
+  std::vector<std::unique_ptr<H2Link>> links_;            // --h2
+  std::vector<Lane*> lanes_;                              // all of them
+  std::vector<Lane*> available_;
   size_t available_head_ = 0;
   size_t available_count_ = 0;
 

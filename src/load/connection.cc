@@ -11,25 +11,6 @@ namespace {
 
 constexpr proto::h1::Limits kLimits{8192, 32768, 100};
 
-uint64_t to_us(uint64_t ns) {
-  return (ns + 500) / 1000;
-}
-
-uint64_t since(uint64_t from_ns, uint64_t to_ns) {
-  return to_ns > from_ns ? to_us(to_ns - from_ns) : 0;
-}
-
-ErrorKind connect_error_kind(int err) {
-  switch (err) {
-    case ECONNREFUSED:
-      return ErrorKind::kConnectRefused;
-    case ETIMEDOUT:
-      return ErrorKind::kConnectTimeout;
-    default:
-      return ErrorKind::kConnectOther;
-  }
-}
-
 }  // namespace
 
 Connection::Connection(Client& client)
@@ -88,7 +69,7 @@ void Connection::connect() {
 void Connection::on_connected(net::ByteStream& s) {
   if (&s != sock_) return;
   const uint64_t now = clock::cached_ns();
-  if (setup_connect_ || measured_) client_.stats().connect.record(since(connect_start_ns_, now));
+  if (setup_connect_ || measured_) client_.stats().connect.record(since_us(connect_start_ns_, now));
   if (s.is_tls()) {
     handshake_start_ns_ = now;
     client_.loop().timers().schedule_after(timer_, client_.options().connect_timeout_ms);
@@ -113,7 +94,7 @@ void Connection::tls_ready() {
   client_.loop().timers().cancel(timer_);
   Stats& st = client_.stats();
   if (setup_connect_ || measured_) {
-    st.tls_handshake.record(since(handshake_start_ns_, clock::cached_ns()));
+    st.tls_handshake.record(since_us(handshake_start_ns_, clock::cached_ns()));
     if (sock_->tls_session()->resumed()) ++st.tls_resumed;
   }
   state_ = State::kReady;
@@ -171,7 +152,7 @@ void Connection::send_request() {
   if (measured_) {
     Stats& st = client_.stats();
     ++st.sent;
-    st.wait.record(since(intended_ns_, sent_ns_));
+    st.wait.record(since_us(intended_ns_, sent_ns_));
   }
 }
 
@@ -297,17 +278,8 @@ void Connection::finish() {
     if (auto saved = t->save()) client_.tls_resume() = std::move(saved);
   }
   if (measured_) {
-    Stats& st = client_.stats();
-    ++st.requests;
-    st.total.record(since(intended_ns_, now));
-    st.ttfb.record(since(sent_ns_, first_byte_ns_ ? first_byte_ns_ : now));
-    st.bytes_received += response_bytes_;
-    const unsigned cls = std::min(5u, static_cast<unsigned>(status_ / 100));
-    ++st.status_classes[cls];
-    if (cls == 3) st.count_error(ErrorKind::kStatus3xx);
-    if (cls == 4) st.count_error(ErrorKind::kStatus4xx);
-    if (cls == 5) st.count_error(ErrorKind::kStatus5xx);
-    st.last_completion_ns = std::max(st.last_completion_ns, now);
+    client_.stats().record_response(intended_ns_, sent_ns_, first_byte_ns_, now, response_bytes_,
+                                    status_);
   }
   has_request_ = false;
   client_.request_ended();

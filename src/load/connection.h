@@ -22,6 +22,7 @@
 
 #include "proto/h1/body.h"
 #include "proto/h1/parser.h"
+#include "src/load/lane.h"
 #include "src/load/stats.h"
 #include "src/net/byte_stream.h"
 #include "uring/stream_socket.h"
@@ -31,7 +32,7 @@ namespace egw::load {
 
 class Client;
 
-class Connection final : public net::ByteStreamHandler {
+class Connection final : public Lane, public net::ByteStreamHandler {
  public:
   enum class State : uint8_t {
     kDisconnected,  // no socket; a request assigned now connects first
@@ -41,31 +42,31 @@ class Connection final : public net::ByteStreamHandler {
   };
 
   explicit Connection(Client& client);
-  ~Connection();
+  ~Connection() override;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
   // Opens the connection before the run (keep-alive). Reports to
   // Client::on_available() when connected or failed.
-  void preconnect();
+  void preconnect() override;
   // Assigns a request. The connection must be available (not carrying a
   // request). `measured`: its intended time falls in the measured window.
   // The outcome reaches Stats, then Client::request_ended() and
   // Client::on_available(); either may happen before this returns.
-  void start(uint64_t intended_ns, bool measured);
+  void start(uint64_t intended_ns, bool measured) override;
   // Gives up the request in flight, if any, counting it as `kind`.
-  void abandon(ErrorKind kind);
+  void abandon(ErrorKind kind) override;
   // Comes back through Client::on_available() after `ms` (closed loop, after
   // a failed connect: a refused port must not become a busy loop).
-  void backoff(uint64_t ms);
+  void backoff(uint64_t ms) override;
   // Closes the socket (FIN); the connection must carry no request.
-  void close();
+  void close() override;
 
   State state() const { return state_; }
   bool carrying_request() const { return has_request_; }
   bool backing_off() const { return backing_off_; }
   // When it last became available (for the generator-lag measurement).
-  uint64_t idle_since_ns() const { return idle_since_ns_; }
+  uint64_t idle_since_ns() const override { return idle_since_ns_; }
 
  private:
   enum class Phase : uint8_t { kHead, kBody };

@@ -250,6 +250,13 @@ std::variant<Options, int> parse_command_line(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--new-connection-per-request", o.new_connection_per_request,
                "connect, send one request, read the response, reset; instead of keep-alive");
+  app.add_flag("--h2", o.h2,
+               "HTTP/2: prior knowledge on http://, ALPN h2 on https://; every connection "
+               "carries --streams requests at once");
+  long streams = -1;  // not given
+  app.add_option("--streams", streams,
+                 "--h2: concurrent streams per connection (default 10; each is a lane that "
+                 "carries one request at a time)");
   app.add_option("-m,--method", o.method, "request method")->capture_default_str();
   app.add_option("-H,--header", headers, "extra request header \"Name: value\" (repeatable)");
   app.add_option("--body-size", o.body_size, "request body of N bytes (with Content-Length)")
@@ -369,6 +376,22 @@ std::variant<Options, int> parse_command_line(int argc, char** argv) {
     return usage_error("--method '" + o.method + "': not a valid HTTP method token");
   }
   if (o.method == "CONNECT") return usage_error("--method CONNECT is not supported");
+  if (streams != -1 && !o.h2) return usage_error("--streams is for --h2");
+  if (o.h2) {
+    if (streams != -1) {
+      if (streams < 1 || streams > 1000) {
+        return usage_error("--streams must be between 1 and 1000");
+      }
+      o.streams = static_cast<unsigned>(streams);
+    }
+    if (o.new_connection_per_request) {
+      return usage_error("--new-connection-per-request is for HTTP/1.1 (not with --h2)");
+    }
+    if (uint64_t{o.connections} * o.streams > kMaxConnections) {
+      return usage_error("--connections x --streams must be at most 100000");
+    }
+    o.tls.alpn = "h2";
+  }
   if (o.body_size > kMaxBodyBytes) return usage_error("--body-size: at most 64 MiB");
   for (const std::string& h : headers) {
     auto parsed = parse_header(h);

@@ -80,6 +80,10 @@ struct Options {
   uint64_t timeout_ms = 10'000;  // per request, from the moment it is sent
   uint64_t connect_timeout_ms = 2'000;
   bool new_connection_per_request = false;
+  // HTTP/2 (prior knowledge on http://, ALPN h2 on https://) with this many
+  // concurrent streams per connection.
+  bool h2 = false;
+  unsigned streams = 10;
   // Open loop: wake this long before each intended send time and poll the
   // ring until it comes (absorbs the kernel's wake-up latency; 0 = sleep).
   uint64_t early_wake_ns = 40'000;

@@ -56,8 +56,10 @@ void phase_row(std::string& out, const char* name, const Histogram& h) {
 }
 
 std::string describe_mode(const Options& o, double rate) {
-  const char* conn = o.new_connection_per_request ? "a new connection per request, at most"
-                                                  : "keep-alive connections:";
+  const std::string h2 = fmt::format("HTTP/2 connections ({} streams each):", o.streams);
+  const char* conn = o.h2                           ? h2.c_str()
+                     : o.new_connection_per_request ? "a new connection per request, at most"
+                                                    : "keep-alive connections:";
   const std::string threads = fmt::format("{} thread{}", o.threads, o.threads == 1 ? "" : "s");
   if (!o.open_loop()) {
     return fmt::format("closed loop; {} {} on {}", conn, o.connections, threads);
@@ -159,6 +161,8 @@ std::string format_json(const Options& o, const RunResult& r, const SweepResult*
                  o.open_loop() ? "open-loop" : "closed-loop", to_string(o.arrival));
   fmt::format_to(it, "\"connections\":{},\"threads\":{},\"new_connection_per_request\":{},",
                  o.connections, o.threads, o.new_connection_per_request);
+  fmt::format_to(it, "\"protocol\":\"{}\",\"streams_per_connection\":{},", o.h2 ? "h2" : "http/1.1",
+                 o.h2 ? o.streams : 1);
   fmt::format_to(it, "\"duration_s\":{:.3f},\"warmup_s\":{:.3f},\"timeout_ms\":{},",
                  static_cast<double>(o.duration_ns) / 1e9, static_cast<double>(o.warmup_ns) / 1e9,
                  o.timeout_ms);

@@ -99,6 +99,7 @@ std::expected<RunResult, std::string> run_load(const Options& o, double rate,
     plan.method = proto::h1::parse_method(o.method);
     plan.index = i;
     plan.connections = o.connections / threads + (i < o.connections % threads ? 1 : 0);
+    plan.streams = o.h2 ? o.streams : 1;
     plan.rate = rate / threads;
     plan.phase = static_cast<double>(i) / threads;
     plan.seed = o.seed * 0x9e3779b97f4a7c15ull + i;

@@ -1,6 +1,7 @@
 #include "src/load/stats.h"
 
 #include <algorithm>
+#include <cerrno>
 
 namespace egw::load {
 
@@ -74,6 +75,31 @@ void Stats::merge(const Stats& o) {
   last_completion_ns = std::max(last_completion_ns, o.last_completion_ns);
   setup_failures += o.setup_failures;
   if (o.setup_errno) setup_errno = o.setup_errno;
+}
+
+ErrorKind connect_error_kind(int err) {
+  switch (err) {
+    case ECONNREFUSED:
+      return ErrorKind::kConnectRefused;
+    case ETIMEDOUT:
+      return ErrorKind::kConnectTimeout;
+    default:
+      return ErrorKind::kConnectOther;
+  }
+}
+
+void Stats::record_response(uint64_t intended_ns, uint64_t sent_ns, uint64_t first_byte_ns,
+                            uint64_t now_ns, uint64_t bytes, uint16_t status) {
+  ++requests;
+  total.record(since_us(intended_ns, now_ns));
+  ttfb.record(since_us(sent_ns, first_byte_ns ? first_byte_ns : now_ns));
+  bytes_received += bytes;
+  const unsigned cls = std::min(5u, static_cast<unsigned>(status / 100));
+  ++status_classes[cls];
+  if (cls == 3) count_error(ErrorKind::kStatus3xx);
+  if (cls == 4) count_error(ErrorKind::kStatus4xx);
+  if (cls == 5) count_error(ErrorKind::kStatus5xx);
+  last_completion_ns = std::max(last_completion_ns, now_ns);
 }
 
 }  // namespace egw::load

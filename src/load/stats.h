@@ -31,6 +31,12 @@ enum class ErrorKind : uint8_t {
 inline constexpr size_t kErrorKinds = static_cast<size_t>(ErrorKind::kCount);
 // "connect_refused", "status_5xx", ...: the keys of the JSON output.
 const char* to_string(ErrorKind k);
+// A failed connect's errno as an error kind.
+ErrorKind connect_error_kind(int err);
+// Microseconds from `from_ns` to `to_ns` (0 when not after), rounded.
+inline uint64_t since_us(uint64_t from_ns, uint64_t to_ns) {
+  return to_ns > from_ns ? (to_ns - from_ns + 500) / 1000 : 0;
+}
 
 struct Stats {
   // Phases, in microseconds:
@@ -58,6 +64,10 @@ struct Stats {
   int setup_errno = 0;              // the last such failure's errno
 
   void count_error(ErrorKind k) { ++errors[static_cast<size_t>(k)]; }
+  // A measured request's complete response: its phases (CLOCK_MONOTONIC
+  // ns; `first_byte_ns` 0 when unknown), size and status class.
+  void record_response(uint64_t intended_ns, uint64_t sent_ns, uint64_t first_byte_ns,
+                       uint64_t now_ns, uint64_t bytes, uint16_t status);
   uint64_t error(ErrorKind k) const { return errors[static_cast<size_t>(k)]; }
   uint64_t error_total() const;
   // Errors that are not an HTTP status: the request got no response.

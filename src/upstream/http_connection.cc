@@ -4,6 +4,7 @@
 
 #include "egw/log.h"
 #include "proto/h1/encoder.h"
+#include "src/http/h1_body.h"
 #include "src/http/h1_heads.h"
 #include "src/upstream/endpoint.h"
 #include "src/upstream/pool.h"
@@ -235,38 +236,24 @@ void HttpConnection::process() {
         break;
       }
       case Phase::kBody: {
-        const uring::IoBuf& f = in_.front();
-        const h1::BodyDecoder::Step step =
-            body_.feed({reinterpret_cast<const char*>(f.data), f.len});
+        using Kind = http::BodyStep::Kind;
+        http::BodyStep step = http::next_body_step(loop_, body_, in_, trailers_);
         switch (step.kind) {
-          case h1::BodyDecoder::Step::kData:
-          case h1::BodyDecoder::Step::kTrailer: {
-            const auto off =
-                static_cast<uint32_t>(reinterpret_cast<const uint8_t*>(step.data.data()) - f.data);
-            if (step.kind == h1::BodyDecoder::Step::kTrailer) {
-              const bool kept = trailers_.append(loop_, step.data);
-              in_.drop(step.consumed);
-              if (!kept) {
-                fail(HttpError::kBadResponse, ENOMEM);
-                return;
-              }
-              break;
-            }
-            const uring::IoBuf piece = loop_.share(f, off, static_cast<uint32_t>(step.data.size()));
-            in_.drop(step.consumed);
-            user_->on_response_data(*this, piece);
+          case Kind::kData:
+            user_->on_response_data(*this, step.data);
             break;
-          }
-          case h1::BodyDecoder::Step::kNeedMore:
-            in_.drop(step.consumed);
+          case Kind::kProgress:
+          case Kind::kNeedMore:
             break;
-          case h1::BodyDecoder::Step::kDone:
-            in_.drop(step.consumed);
+          case Kind::kTrailersTooLarge:
+            fail(HttpError::kBadResponse, ENOMEM);
+            return;
+          case Kind::kDone:
             if (!in_.empty()) broken_ = true;  // more than the response: never reuse
             in_.clear();
             end_response();
             return;
-          case h1::BodyDecoder::Step::kError:
+          case Kind::kError:
             EGW_LOG_RATELIMITED(warn, 1000, "endpoint {}: invalid response body: {}",
                                 endpoint_->label(), h1::to_string(body_.error()));
             fail(HttpError::kBadResponse, 0);
@@ -281,9 +268,9 @@ void HttpConnection::process() {
   }
   // A body that ends exactly at the end of a buffer is seen as done on the
   // next (empty) feed.
-  if (!closing_ && phase_ == Phase::kBody && in_.empty()) {
-    const h1::BodyDecoder::Step step = body_.feed({});
-    if (step.kind == h1::BodyDecoder::Step::kDone) end_response();
+  if (!closing_ && phase_ == Phase::kBody && in_.empty() &&
+      http::next_body_step(loop_, body_, in_, trailers_).kind == http::BodyStep::Kind::kDone) {
+    end_response();
   }
 }
 

@@ -202,6 +202,60 @@ def test_connect_errors_are_counted_and_exit_1():
     assert 0 < out["error_kinds"]["connect_refused"] <= 2 * 40, out
 
 
+class _Addr:
+    def __init__(self, b):
+        self.address = f"{b.host}:{b.port}"
+
+
+def test_http2_through_the_gateway_counts_every_request():
+    """--h2: streams multiplexed over few connections, the same accounting:
+    every measured request is one response, and the backend behind the
+    gateway served exactly as many (closed loop without warm-up). A gateway
+    that sends GOAWAY every 100 streams costs nothing: the generator moves
+    to a new connection."""
+    from egwtest import Gateway
+    from test_http import http_config
+    with Backend() as b:
+        g = Gateway(http_config([_Addr(b)], listener_extra="http2_max_requests_per_connection = 100"))
+        try:
+            host, port = g.address("web")
+            url = f"http://{host}:{port}/x"
+            out, p = run_load_json("--url", url, "--h2", "--streams", 8, "-c", 2, "--rate", 2000,
+                                   "--duration", "1s")
+            assert out["protocol"] == "h2" and out["streams_per_connection"] == 8, out
+            assert out["errors"] == 0 and out["requests"] == 2000, p.stdout
+            assert "HTTP/2 connections (8 streams each): 2" in p.stdout, p.stdout
+            closed, p = run_load_json("--url", url, "--h2", "--streams", 4, "-c", 2,
+                                      "--closed-loop", "--duration", "500ms", "--method", "POST",
+                                      "--body-size", 3000)
+            assert closed["errors"] == 0 and closed["requests"] > 100, p.stdout
+        finally:
+            g.stop()
+        assert b.stop() == out["requests"] + closed["requests"]
+
+
+def test_http2_over_tls_negotiates_h2():
+    from egwtest import Gateway
+    from test_http import http_config
+    from tlstest import Pki, cert_table
+    pki = Pki()
+    leaf = pki.make_leaf("srv", "localhost", ["localhost"])
+    with Backend() as b:
+        g = Gateway(http_config([_Addr(b)], listener_extra=f"[listener.tls]\ncertificates = "
+                                                           f"{cert_table([leaf])}\n"))
+        try:
+            host, port = g.address("web")
+            out, p = run_load_json("--url", f"https://localhost:{port}/", "--cacert",
+                                   pki.ca["cert"], "--h2", "-c", 2, "--rate", 500, "--duration",
+                                   "1s")
+            assert out["errors"] == 0 and out["requests"] == 500, p.stdout
+            assert out["phases_us"]["tls_handshake"]["count"] == 2, out
+        finally:
+            g.stop()
+            b.stop()
+            pki.cleanup()
+
+
 @pytest.mark.parametrize("args,message", [
     ([], "--url is required"),
     (["--url", "http://127.0.0.1:1/"], "needs --rate"),
@@ -218,6 +272,10 @@ def test_connect_errors_are_counted_and_exit_1():
     (["--url", "http://127.0.0.1:1/", "--sweep", "q99<=1ms"], "PERCENTILE"),
     (["--url", "http://127.0.0.1:1/", "--rate", "10", "-c", "1", "-t", "2"], "at least --threads"),
     (["--url", "http://127.0.0.1:1/", "--rate", "10", "--bogus"], "bogus"),
+    (["--url", "http://127.0.0.1:1/", "--rate", "10", "--streams", "4"], "--streams is for --h2"),
+    (["--url", "http://127.0.0.1:1/", "--rate", "10", "--h2", "--new-connection-per-request"],
+     "not with --h2"),
+    (["--url", "http://127.0.0.1:1/", "--rate", "10", "--h2", "--streams", "0"], "--streams"),
 ])
 def test_argument_errors_exit_2(args, message):
     p = run_load(*args, timeout=10)
