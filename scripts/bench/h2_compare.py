@@ -71,8 +71,8 @@ endpoints = [ {{ address = "127.0.0.1:{origin}" }} ]
 [[cluster]]
 name = "h2origin"
 protocol = "h2"
-h2_max_streams_per_connection = 1000
-h2_max_connections = 1
+h2_max_streams_per_connection = 100
+h2_max_connections = 4
 endpoints = [ {{ address = "127.0.0.1:{h2_origin}" }} ]
 """
 
@@ -226,7 +226,11 @@ def main():
                     scheme = "https" if listener == "h2tls" else "http"
                     url = f"{scheme}://127.0.0.1:{ports[listener]}{path}"
                     cpu0 = tree_cpu_ns(p.pid)
-                    rps, ok, _ = h2load(args.client_cpu, url, conns, streams, n)
+                    rps, ok, out = h2load(args.client_cpu, url, conns, streams, n)
+                    if not ok:
+                        lines = [l.strip() for l in out.splitlines()
+                                 if l.startswith(("requests:", "status codes:"))]
+                        print(f"  {name} {sc}: {'; '.join(lines)}", flush=True)
                     cpu = (tree_cpu_ns(p.pid) - cpu0) / 1e3 / n
                     results.setdefault((sc, name), []).append((rps, cpu, ok))
                     print(f"round {r + 1} {sc:6} {name:15} {rps:10.0f} req/s "
