@@ -19,6 +19,12 @@ Scenarios, in interleaved rounds (medians reported):
 For each: requests/s, proxy CPU per request (scheduler accounting of the
 proxy's threads) and h2load's failures (a run with any is reported as such).
 
+Latency (--latency-rate R, default 10000; 0 skips it): expressgateway-load
+--h2 in an open loop at R req/s over 16 connections of 10 streams against
+each proxy's h2c listener (and h2h2 where the proxy has it), interleaved
+with the rounds; p50/p99/p99.9 from the intended send times (coordinated
+omission corrected), medians over the rounds.
+
   scripts/bench/h2_compare.py [--rounds 3] [--requests 200000] [--out DIR]
 """
 import argparse
@@ -166,6 +172,23 @@ def h2load(cpu, url, conns, streams, n):
     return float(m.group(3)), ok, out
 
 
+LOADGEN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__)))), "build", "expressgateway-load")
+
+
+def loadgen(cpu, url, rate, seconds, wd):
+    out = os.path.join(wd, "lat.json")
+    cmd = ["taskset", "-c", str(cpu), LOADGEN, "--url", url, "--h2", "--streams", "10", "-c",
+           "16", "--rate", str(int(rate)), "--duration", f"{seconds}s", "--warmup", "1s", "-q",
+           "--json", out]
+    subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    import json
+    with open(out) as f:
+        j = json.load(f)
+    lat = j["latency_us"]
+    return lat["p50"], lat["p99"], lat["p999"], j["errors"] == 0 and j["requests"] > 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
@@ -174,6 +197,8 @@ def main():
     ap.add_argument("--client-cpu", type=int, default=0)
     ap.add_argument("--scenarios", default=",".join(SCENARIOS))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--latency-rate", type=float, default=10000)
+    ap.add_argument("--latency-seconds", type=int, default=5)
     args = ap.parse_args()
     wd = tempfile.mkdtemp(prefix="egw-h2bench-")
     root = os.path.join(wd, "www")
@@ -219,6 +244,7 @@ def main():
             wait_port(h2, proc=p)
         targets.append((name, {"h2c": port, "h2tls": tls_port, "h2h2": h2}, p))
     results = {}  # (scenario, target) -> [(rps, cpu_us_per_req, ok)]
+    latency = {}  # (listener, target) -> [(p50, p99, p999, ok)]
     try:
         for r in range(args.rounds):
             for sc in args.scenarios.split(","):
@@ -240,6 +266,19 @@ def main():
                     results.setdefault((sc, name), []).append((rps, cpu, ok))
                     print(f"round {r + 1} {sc:6} {name:15} {rps:10.0f} req/s "
                           f"{cpu:7.2f} us/req{'' if ok else '  FAILURES'}", flush=True)
+            if args.latency_rate > 0:
+                order = targets if r % 2 == 0 else list(reversed(targets))
+                for listener in ("h2c", "h2h2"):
+                    for name, ports, p in order:
+                        if not ports[listener]:
+                            continue
+                        url = f"http://127.0.0.1:{ports[listener]}/small"
+                        lat = loadgen(args.client_cpu, url, args.latency_rate,
+                                      args.latency_seconds, wd)
+                        latency.setdefault((listener, name), []).append(lat)
+                        print(f"round {r + 1} latency {listener:5} {name:15} p50 {lat[0]} us "
+                              f"p99 {lat[1]} us p99.9 {lat[2]} us"
+                              f"{'' if lat[3] else '  ERRORS'}", flush=True)
     finally:
         for p in procs:
             p.stop()
@@ -266,6 +305,16 @@ def main():
                          f"{cpu / egw_cpu_sc:.2f}", "yes" if all(x[2] for x in v) else "NO"])
     table = md_table(["scenario", "proxy", "req/s (median)", "EGW / this (req/s)",
                       "proxy CPU", "this / EGW (CPU)", "all 2xx"], rows)
+    if latency:
+        lrows = []
+        for (listener, name), v in latency.items():
+            lrows.append([listener, name, f"{args.latency_rate:.0f}",
+                          f"{statistics.median(x[0] for x in v) / 1000:.3f}",
+                          f"{statistics.median(x[1] for x in v) / 1000:.3f}",
+                          f"{statistics.median(x[2] for x in v) / 1000:.3f}",
+                          "yes" if all(x[3] for x in v) else "NO"])
+        table += "\n\n" + md_table(["listener", "proxy", "req/s (open loop)", "p50 ms", "p99 ms",
+                                    "p99.9 ms", "no errors"], lrows)
     print(table)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
