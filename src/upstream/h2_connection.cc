@@ -482,7 +482,6 @@ void H2Connection::on_ready(net::ByteStream& s) {
   }
   phase_ = Phase::kReady;
   last_input_ms_ = loop_.now_ms();
-  save_tls();
   schedule();
   wake_waiting(0);
   if (streams_count_ == 0 && phase_ == Phase::kReady) arm_idle();
@@ -596,7 +595,9 @@ void H2Connection::on_response_end(h2::ClientStream& cs, std::span<const ph::Fie
 void H2Connection::on_stream_closed(h2::ClientStream& cs, uint32_t error_code) {
   H2Stream& s = of(cs);
   s.closed_ = true;
-  if (error_code == h2::kNoError && s.resp_end_) ++completed_;
+  if (error_code == h2::kNoError && s.resp_end_ && ++completed_ == 1) {
+    save_tls();  // after a whole exchange: TLS 1.3 tickets come after the handshake
+  }
   if (s.released_) {
     free_stream(s);
     return;

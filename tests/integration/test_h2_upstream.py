@@ -7,6 +7,7 @@ TLS and HTTP/2 health checks."""
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -349,6 +350,28 @@ def test_nghttpd_origin_over_tls_with_alpn_h2_and_h2_health_checks(gateways, ngh
                    what="the HTTP/2 check saw 404")
         rc, out, err = curl("-o", "/dev/null", "-w", "%{http_code}", url(g, "/index.html"))
         assert out == b"503"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        pki.cleanup()
+
+
+def test_tls_origin_sessions_are_resumed(gateways, nghttpd_root):
+    pki = Pki()
+    leaf = pki.make_leaf("origin", "origin.test", ["origin.test"])
+    proc, port = start_nghttpd(nghttpd_root, leaf["key"], leaf["cert"])
+    try:
+        # One stream per connection: every request makes a new connection,
+        # and each after the first offers the session the last one saved.
+        tls = f'[cluster.tls]\nca_file = "{pki.ca["cert"]}"\nsni = "origin.test"\n'
+        g = Gateway(h2_config(Addr(port), cluster_extra="h2_max_requests_per_connection = 1",
+                              health=tls))
+        gateways.append(g)
+        for i in range(3):
+            assert curl(url(g, "/index.html"))[1] == b"hello from nghttpd\n"
+        g.stop()
+        m = re.search(r"upstream: (\d+) handshakes \((\d+) resumed\)", g.log())
+        assert m and int(m.group(1)) == 3 and int(m.group(2)) == 2, g.log()[-2000:]
     finally:
         proc.terminate()
         proc.wait(timeout=10)
