@@ -19,7 +19,7 @@ PACKAGES=(
   libtomlplusplus-dev libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev libcli11-dev
   libxxhash-dev libre2-dev
   # real peers for tests and benchmarks
-  curl nghttp2-client nghttp2-server wrk iperf3 python3-h2 python3-websockets python3-grpcio python3-pytest haproxy nginx-light libnginx-mod-stream
+  curl nghttp2-client nghttp2-server nghttp2-proxy wrk iperf3 python3-h2 python3-websockets python3-grpcio python3-pytest haproxy nginx-light libnginx-mod-stream
   openssl gnuplot-nox procps iproute2 util-linux
 )
 BACKPORTS=(libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev ngtcp2-client)
@@ -47,7 +47,7 @@ install_deps() {
     $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports "${BACKPORTS[@]}"
     # The packaged servers are started by the tests themselves, on port 0;
     # never leave the system-wide instances running on 80.
-    $SUDO systemctl disable --now nginx haproxy >/dev/null 2>&1 || true
+    $SUDO systemctl disable --now nginx haproxy nghttpx >/dev/null 2>&1 || true
   fi
   echo "$want" >"$stamp"
 }

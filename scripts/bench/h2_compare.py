@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""HTTP/2 from clients side by side: ExpressGateway, HAProxy 2.6 and nginx
-1.22, one worker each pinned to --proxy-cpu, h2load and the origins on
+"""HTTP/2 from clients side by side: ExpressGateway, HAProxy 2.6, nginx 1.22
+and nghttpx 1.52 (Debian's nghttp2-proxy; left out when not installed), one
+worker each pinned to --proxy-cpu, h2load and the origins on
 --client-cpu. Every proxy speaks HTTP/2 to the client and HTTP/1.1
 (keep-alive) to the nginx origin; in the h2h2 scenario HTTP/2 to an nghttpd
 (nghttp2-server) origin instead (nginx 1.22 cannot proxy to HTTP/2: it is
-left out there).
+left out there; nghttpx runs as a second process for it, with the HTTP/2
+backend, since its backends are chosen by path, not by frontend).
 
 Scenarios, in interleaved rounds (medians reported):
   - h2c:  prior knowledge on cleartext, h2load -c16 -m10, 100-byte responses;
@@ -30,6 +32,7 @@ omission corrected), medians over the rounds.
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -147,6 +150,23 @@ http {{
 """
 
 
+def nghttpx_args(port, tls_port, backend, wd, h2_backend=False):
+    """One nghttpx process, one worker: cleartext and TLS frontends (or only
+    a cleartext one in front of the HTTP/2 origin)."""
+    args = ["nghttpx", "--conf=/dev/null", "--workers=1", f"--frontend=127.0.0.1,{port};no-tls",
+            "--frontend-http2-max-concurrent-streams=128", "--accesslog-file=/dev/null",
+            f"--errorlog-file={wd}/nghttpx-error.log", "--no-via",
+            "--no-ocsp", "--tls13-ciphers=TLS_AES_128_GCM_SHA256", "--tls-min-proto-version=TLSv1.3",
+            "--ecdh-curves=X25519", "--backend-keep-alive-timeout=60s"]
+    if h2_backend:
+        args.append(f"--backend=127.0.0.1,{backend};;proto=h2")
+    else:
+        args.append(f"--backend=127.0.0.1,{backend}")
+        args.append(f"--frontend=127.0.0.1,{tls_port}")
+    args += [f"{wd}/site.key", f"{wd}/site.pem"]
+    return args
+
+
 SCENARIOS = {
     # name: (listener, path, connections, streams per connection, requests factor)
     "h2c": ("h2c", "/small", 16, 10, 1.0),
@@ -243,6 +263,25 @@ def main():
         if h2:
             wait_port(h2, proc=p)
         targets.append((name, {"h2c": port, "h2tls": tls_port, "h2h2": h2}, p))
+    if shutil.which("nghttpx"):
+        # Two processes (see above), one name: each serves its scenarios.
+        for h2_backend in (False, True):
+            port, tls_port = free_port(), free_port()
+            twd = os.path.join(wd, "nghttpx-h2" if h2_backend else "nghttpx")
+            os.makedirs(twd)
+            for f in ("site.pem", "site.key"):
+                os.link(os.path.join(wd, f), os.path.join(twd, f))
+            backend = h2_origin_port if h2_backend else origin_port
+            p = Proc(nghttpx_args(port, tls_port, backend, twd, h2_backend), cpu=args.proxy_cpu)
+            procs.append(p)
+            wait_port(port, proc=p)
+            if h2_backend:
+                targets.append(("nghttpx", {"h2c": None, "h2tls": None, "h2h2": port}, p))
+            else:
+                wait_port(tls_port, proc=p)
+                targets.append(("nghttpx", {"h2c": port, "h2tls": tls_port, "h2h2": None}, p))
+    else:
+        print("nghttpx (nghttp2-proxy) is not installed: it is left out", flush=True)
     results = {}  # (scenario, target) -> [(rps, cpu_us_per_req, ok)]
     latency = {}  # (listener, target) -> [(p50, p99, p999, ok)]
     try:
@@ -287,9 +326,11 @@ def main():
         egw = results[(sc, "ExpressGateway")]
         egw_rps = statistics.median(x[0] for x in egw)
         egw_cpu = statistics.median(x[1] for x in egw)
+        seen = set()
         for name, *_ in targets:
-            if (sc, name) not in results:
+            if (sc, name) not in results or name in seen:
                 continue
+            seen.add(name)
             v = results[(sc, name)]
             rps = statistics.median(x[0] for x in v)
             cpu = statistics.median(x[1] for x in v)
