@@ -23,6 +23,7 @@ Result<std::unique_ptr<BufferRing>> BufferRing::create(Ring& ring, const Options
   br->group_id_ = options.group_id;
   br->bytes_ = size_t{br->count_} * br->size_;
   br->refs_ = std::make_unique<uint16_t[]>(br->count_);
+  br->owners_ = std::make_unique<BufferOwner*[]>(br->count_);
   void* mem =
       ::mmap(nullptr, br->bytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (mem == MAP_FAILED) return fail_errno("mmap provided buffers");

@@ -18,6 +18,16 @@
 
 namespace egw::uring {
 
+// Whoever received a provided buffer and is charged for it until it is freed
+// (a StreamSocket counts the buffers its peers still hold, for its cap).
+class BufferOwner {
+ public:
+  virtual void on_buffer_freed() = 0;
+
+ protected:
+  ~BufferOwner() = default;
+};
+
 class BufferRing {
  public:
   struct Options {
@@ -41,9 +51,10 @@ class BufferRing {
   static constexpr unsigned kFixedIndex = 0;
 
   // Walks the buffers a recv CQE filled (one, or several with bundles), in
-  // order: f(bid, data, len). The callee owns each buffer until release().
+  // order: f(bid, data, len). The callee owns each buffer until release();
+  // `owner` (may be null) is charged for it until then.
   template <class F>
-  void consume(const io_uring_cqe& cqe, F&& f) {
+  void consume(const io_uring_cqe& cqe, BufferOwner* owner, F&& f) {
     if (!(cqe.flags & IORING_CQE_F_BUFFER)) return;
     const uint16_t first = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
     uint32_t left = cqe.res > 0 ? static_cast<uint32_t>(cqe.res) : 0;
@@ -60,6 +71,7 @@ class BufferRing {
       left -= len;
       ++in_use_;
       refs_[bid] = 1;
+      owners_[bid] = owner;
       f(bid, data(bid), len);
     }
     head_ += n;
@@ -69,6 +81,7 @@ class BufferRing {
   void release(uint16_t bid) {
     EGW_ASSERT(bid < count_ && in_use_ > 0);
     refs_[bid] = 0;
+    owners_[bid] = nullptr;
     io_uring_buf_ring_add(br_, data(bid), size_, bid, mask_, pending_);
     ++pending_;
     --in_use_;
@@ -81,12 +94,24 @@ class BufferRing {
     EGW_ASSERT(bid < count_ && refs_[bid] > 0);
     ++refs_[bid];
   }
-  // Drops one reference; true when that was the last and the buffer went back.
-  bool unref(uint16_t bid) {
+  // Drops one reference; when that was the last, the buffer goes back and
+  // its owner (if it still has one) is told.
+  void unref(uint16_t bid) {
     EGW_ASSERT(bid < count_ && refs_[bid] > 0);
-    if (--refs_[bid] != 0) return false;
+    if (--refs_[bid] != 0) return;
+    BufferOwner* owner = owners_[bid];
     release(bid);
-    return true;
+    if (owner) owner->on_buffer_freed();
+  }
+
+  // An owner that goes away while others still hold slices of its buffers
+  // (a response body queued toward a slow client after the upstream
+  // connection closed) is no longer charged for them. O(count), and only
+  // when the owner still holds buffers.
+  void disown(const BufferOwner* owner) {
+    for (unsigned i = 0; i < count_; ++i) {
+      if (owners_[i] == owner) owners_[i] = nullptr;
+    }
   }
 
   // Publishes released buffers. Returns how many were published.
@@ -122,6 +147,7 @@ class BufferRing {
   unsigned in_use_ = 0;
   uint64_t out_of_order_ = 0;
   std::unique_ptr<uint16_t[]> refs_;
+  std::unique_ptr<BufferOwner*[]> owners_;
 };
 
 }  // namespace egw::uring

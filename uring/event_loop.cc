@@ -182,7 +182,7 @@ IoBuf EventLoop::share(const IoBuf& b, uint32_t off, uint32_t len) {
 
 void EventLoop::release(const IoBuf& b) {
   if (b.bid != BufferRing::kNoBuffer) {
-    if (buffers_->unref(b.bid) && b.origin) b.origin->on_buffer_freed();
+    buffers_->unref(b.bid);
   } else if (b.chunk) {
     EGW_ASSERT(b.chunk->refs > 0);
     if (--b.chunk->refs == 0) chunks_.destroy(b.chunk);
@@ -282,7 +282,7 @@ void EventLoop::dispatch(const io_uring_cqe& cqe) {
 
 void EventLoop::handle_stale(const io_uring_cqe& cqe) {
   ++counters_.stale_cqes;
-  buffers_->consume(cqe, [&](uint16_t bid, uint8_t*, uint32_t) {
+  buffers_->consume(cqe, nullptr, [&](uint16_t bid, uint8_t*, uint32_t) {
     ++counters_.stale_buffers;
     buffers_->release(bid);
   });

@@ -97,16 +97,6 @@ class Rearmable {
   ListNode rearm_node_;
 };
 
-// Whoever received a provided buffer and is charged for it until it is freed
-// (a StreamSocket counts the buffers its peers still hold, for its cap).
-class BufferOwner {
- public:
-  virtual void on_buffer_freed() = 0;
-
- protected:
-  ~BufferOwner() = default;
-};
-
 // A refcounted block of worker memory for bytes the proxy writes itself
 // (encoded heads, chunk framing, heads that spanned receive buffers).
 struct Chunk {
@@ -117,8 +107,8 @@ struct Chunk {
 };
 
 // Bytes on their way through a session, one of:
-//  - a slice of a received provided buffer (bid; refcounted in the ring;
-//    `origin` is charged until the last slice is released);
+//  - a slice of a received provided buffer (bid; refcounted in the ring,
+//    which also knows whom to charge until the last slice is released);
 //  - a slice of a Chunk (refcounted);
 //  - memory the caller keeps alive until it is sent (static text).
 // Release every IoBuf exactly once with EventLoop::release().
@@ -126,7 +116,6 @@ struct IoBuf {
   const uint8_t* data = nullptr;
   uint32_t len = 0;
   uint16_t bid = BufferRing::kNoBuffer;
-  BufferOwner* origin = nullptr;
   Chunk* chunk = nullptr;
 };
 

@@ -40,6 +40,7 @@ StreamSocket::StreamSocket(EventLoop& loop, StreamSocketHandler& handler)
 }
 
 StreamSocket::~StreamSocket() {
+  if (held_ > 0) loop_.buffers().disown(this);
   EGW_ASSERT(!attached());
   EGW_ASSERT(count_ == 0);
   EGW_ASSERT(iov_ == nullptr);
@@ -134,10 +135,10 @@ void StreamSocket::rearm() {
 void StreamSocket::on_recv(const io_uring_cqe& cqe) {
   const bool final = !(cqe.flags & IORING_CQE_F_MORE);
   if (final) recv_cancel_pending_ = false;
-  loop_.buffers().consume(cqe, [&](uint16_t bid, uint8_t* data, uint32_t len) {
+  loop_.buffers().consume(cqe, this, [&](uint16_t bid, uint8_t* data, uint32_t len) {
     ++held_;
     bytes_in_ += len;
-    IoBuf buf{data, len, bid, this, nullptr};
+    IoBuf buf{data, len, bid, nullptr};
     if (closing_ || len == 0) {
       loop_.release(buf);
     } else {

@@ -173,7 +173,7 @@ TEST(BufferRing, BundleIsWalkedInOrderAndEveryBufferComesBack) {
     Bundler() { bind<&Bundler::on_cqe>(c, Op::kRecv); }
     void on_cqe(const io_uring_cqe& cqe) {
       unsigned in_this_cqe = 0;
-      loop->buffers().consume(cqe, [&](uint16_t bid, uint8_t* p, uint32_t len) {
+      loop->buffers().consume(cqe, nullptr, [&](uint16_t bid, uint8_t* p, uint32_t len) {
         bids.push_back(bid);
         got.insert(got.end(), p, p + len);
         ++in_this_cqe;

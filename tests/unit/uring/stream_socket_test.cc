@@ -235,6 +235,70 @@ TEST(StreamSocket, CloseWithRecvInFlightWaitsForTheCancelledCompletion) {
   EXPECT_EQ((*loop)->live_owners(), 0u);
 }
 
+TEST(StreamSocket, BuffersOutlivingTheirSocketAreReleasedSafely) {
+  // A response body queued toward a slow client can outlive the upstream
+  // socket it came from: the socket is freed, then the slices go back. Under
+  // ASan a charge to the freed socket would be a use-after-free.
+  SKIP_WITHOUT_URING();
+  auto loop = EventLoop::create(test::small_loop_options(32, 4096));
+  ASSERT_TRUE(loop);
+  auto l = test::listen_loopback();
+  UniqueFd client = test::connect_blocking(l.addr);
+  UniqueFd conn(::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+  struct Keeper : EchoHandler {
+    using EchoHandler::EchoHandler;
+    std::vector<IoBuf> held;
+    std::unique_ptr<StreamSocket> sock;
+    void on_data(StreamSocket&, const IoBuf& b) override {
+      held.push_back(b);
+      received += b.len;
+    }
+    void on_released(StreamSocket&) override {
+      released = true;
+      sock.reset();
+    }
+  } h(0);
+  h.sock = std::make_unique<StreamSocket>(**loop, h);
+  h.sock->set_max_held(64);
+  h.sock->open(std::move(conn));
+  h.sock->start_recv();
+  std::vector<uint8_t> data(40 << 10);
+  test::fill_pattern(3, 0, data.data(), data.size());
+  ASSERT_EQ(::write(client.get(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  ASSERT_TRUE(run_until(**loop, [&] { return h.received == data.size(); }));
+  ASSERT_GE(h.held.size(), 10u);
+  // Share one slice, as a body split across frames would be.
+  IoBuf extra = (*loop)->share(h.held.front(), 0, 16);
+  h.sock->close();
+  ASSERT_TRUE(run_until(**loop, [&] { return h.released; }));
+  EXPECT_EQ(h.sock, nullptr);
+  EXPECT_EQ((*loop)->buffers().in_use(), h.held.size());
+  uint64_t verified = 0;
+  for (auto& b : h.held) {
+    EXPECT_LT(test::check_pattern(3, verified, b.data, b.len), 0) << "bytes changed";
+    verified += b.len;
+    StreamSocket::release(b);
+  }
+  h.held.clear();
+  EXPECT_EQ((*loop)->buffers().in_use(), 1u);  // the shared slice still holds one
+  StreamSocket::release(extra);
+  EXPECT_EQ((*loop)->buffers().in_use(), 0u);
+  // The ring still serves a new socket on the same buffers.
+  UniqueFd client2 = test::connect_blocking(l.addr);
+  UniqueFd conn2(::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+  EchoHandler echo(4);
+  StreamSocket s2(**loop, echo);
+  s2.open(std::move(conn2));
+  s2.start_recv();
+  test::fill_pattern(4, 0, data.data(), data.size());
+  ASSERT_EQ(::write(client2.get(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  ASSERT_TRUE(run_until(**loop, [&] { return echo.received == data.size(); }));
+  EXPECT_FALSE(echo.corrupt);
+  s2.close();
+  ASSERT_TRUE(run_until(**loop, [&] { return echo.released; }));
+  EXPECT_EQ((*loop)->buffers().in_use(), 0u);
+}
+
 // An owner that only counts what reaches it.
 class CountingOwner : public Owner {
  public:
