@@ -16,16 +16,7 @@ from test_http import http_config
 grpc = pytest.importorskip("grpc")
 
 
-@pytest.fixture(autouse=True)
-def clean_exit(gateways):
-    yield
-    for g in gateways:
-        if g.proc.poll() is None:
-            g.stop(timeout=30)
-        log = g.log()
-        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
-            assert marker not in log, log[-4000:]
-        assert g.proc.returncode == 0, log[-2000:]
+pytestmark = pytest.mark.usefixtures("clean_exit")
 
 
 class Service:

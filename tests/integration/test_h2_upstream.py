@@ -25,16 +25,7 @@ from test_http import http_config
 from tlstest import Pki
 
 
-@pytest.fixture(autouse=True)
-def clean_exit(gateways):
-    yield
-    for g in gateways:
-        if g.proc.poll() is None:
-            g.stop(timeout=30)
-        log = g.log()
-        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
-            assert marker not in log, log[-4000:]
-        assert g.proc.returncode == 0, log[-2000:]
+pytestmark = pytest.mark.usefixtures("clean_exit")
 
 
 def h2_config(backend, cluster_extra="", listener_extra="", health=""):

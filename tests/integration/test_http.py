@@ -39,13 +39,6 @@ endpoints = [ {eps} ]
 """
 
 
-@pytest.fixture
-def backend():
-    b = HttpBackend()
-    yield b
-    b.stop()
-
-
 def curl(*args, timeout=30):
     p = subprocess.run(["curl", "-sS", "--max-time", "20", *args], capture_output=True,
                        timeout=timeout)

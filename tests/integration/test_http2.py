@@ -18,7 +18,7 @@ from egwtest import Gateway, pattern, wait_until
 from h2test import (CONTINUATION, DATA, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, HEADERS,
                     NO_ERROR, PING, PROTOCOL_ERROR, RST_STREAM, SETTINGS, H2Client, RawH2, Stream,
                     frame)
-from httptest import HttpBackend, WebSocketEchoBackend, http_exchange, status_of
+from httptest import WebSocketEchoBackend, http_exchange, status_of
 from test_http import http_config
 from test_http_core import rss_kib
 from tlstest import Pki, cert_table
@@ -26,25 +26,7 @@ from tlstest import Pki, cert_table
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.fixture(autouse=True)
-def clean_exit(gateways):
-    """Every gateway of a test drains and exits cleanly at its end, with no
-    sanitizer report (the suite also runs on the ASan + UBSan build)."""
-    yield
-    for g in gateways:
-        if g.proc.poll() is None:
-            g.stop(timeout=30)
-        log = g.log()
-        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
-            assert marker not in log, log[-4000:]
-        assert g.proc.returncode == 0, log[-2000:]
-
-
-@pytest.fixture
-def backend():
-    b = HttpBackend()
-    yield b
-    b.stop()
+pytestmark = pytest.mark.usefixtures("clean_exit")
 
 
 @pytest.fixture

@@ -11,16 +11,9 @@ import time
 import pytest
 
 from egwtest import Gateway, wait_until
-from httptest import HttpBackend, http_exchange, status_of
+from httptest import http_exchange, status_of
 from tlstest import Pki, cert_table
 from test_http import http_config
-
-
-@pytest.fixture
-def backend():
-    b = HttpBackend()
-    yield b
-    b.stop()
 
 
 def one_shot_upstream(serve):

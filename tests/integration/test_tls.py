@@ -33,13 +33,6 @@ def pki():
     p.cleanup()
 
 
-@pytest.fixture
-def backend():
-    b = HttpBackend()
-    yield b
-    b.stop()
-
-
 def https_config(pki, backends, tls_extra="", listener_extra="", workers=1, certs=None,
                  cluster_tls=""):
     eps = ", ".join(f'{{ address = "{b.address}" }}' for b in backends)
