@@ -54,6 +54,13 @@ Client::~Client() {
   links_.clear();
 }
 
+void Client::keep_tls_session(net::ByteStream* s, bool& saved) {
+  tls::Session* t = s ? s->tls_session() : nullptr;
+  if (!t || saved || !options().tls.resume) return;
+  saved = true;
+  if (auto session = t->save()) tls_resume_ = std::move(session);
+}
+
 void Client::push_available(Lane& c) {
   EGW_ASSERT(available_count_ < available_.size());
   available_[(available_head_ + available_count_) % available_.size()] = &c;

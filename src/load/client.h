@@ -83,6 +83,10 @@ class Client {
   // https: the session the next new connection offers (the last one saved
   // by any connection of this worker), when resumption is on.
   std::shared_ptr<tls::SavedSession>& tls_resume() { return tls_resume_; }
+  // After a whole response on `s`, once per connection (`saved` is the
+  // connection's flag; TLS 1.3 tickets come after the handshake): its
+  // session becomes the one the next new connection offers.
+  void keep_tls_session(net::ByteStream* s, bool& saved);
   // A lane (an HTTP/1.1 connection, or one stream of an HTTP/2 one) can
   // take a request (after set-up, a response, an error, a back-off). May
   // hand it the next request at once.

@@ -270,13 +270,7 @@ void Connection::consume(std::string_view in) {
 void Connection::finish() {
   const uint64_t now = clock::cached_ns();
   client_.loop().timers().cancel(timer_);
-  if (tls::Session* t = sock_ ? sock_->tls_session() : nullptr;
-      t && !tls_saved_ && client_.options().tls.resume) {
-    // Once per connection, after a whole response (TLS 1.3 tickets come
-    // after the handshake): the next new connection offers it.
-    tls_saved_ = true;
-    if (auto saved = t->save()) client_.tls_resume() = std::move(saved);
-  }
+  client_.keep_tls_session(sock_, tls_saved_);
   if (measured_) {
     client_.stats().record_response(intended_ns_, sent_ns_, first_byte_ns_, now, response_bytes_,
                                     status_);

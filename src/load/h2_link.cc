@@ -51,11 +51,7 @@ void H2Lane::start(uint64_t intended_ns, bool measured) {
 void H2Lane::finish(uint64_t now) {
   link_.client_.loop().timers().cancel(timer_);
   Client& c = link_.client_;
-  if (tls::Session* t = link_.sock_ ? link_.sock_->tls_session() : nullptr;
-      t && !link_.tls_saved_ && c.options().tls.resume) {
-    link_.tls_saved_ = true;  // once per connection, after a whole response
-    if (auto saved = t->save()) c.tls_resume() = std::move(saved);
-  }
+  c.keep_tls_session(link_.sock_, link_.tls_saved_);
   if (measured_) {
     c.stats().record_response(intended_ns_, sent_ns_, first_byte_ns_, now, response_bytes_,
                               status_);

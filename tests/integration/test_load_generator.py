@@ -256,6 +256,42 @@ def test_http2_over_tls_negotiates_h2():
             pki.cleanup()
 
 
+def test_new_connections_resume_the_tls_session_unless_told_not_to():
+    """Over HTTP/1.1 (a connection per request) and HTTP/2 (a new connection
+    after each GOAWAY), every connection after the first whole response
+    offers the session saved from it; --no-tls-resume offers none."""
+    from egwtest import Gateway
+    from test_http import http_config
+    from tlstest import Pki, cert_table
+    pki = Pki()
+    leaf = pki.make_leaf("srv", "localhost", ["localhost"])
+    with Backend() as b:
+        g = Gateway(http_config([_Addr(b)], listener_extra="http2_max_requests_per_connection = 20\n"
+                                f"[listener.tls]\ncertificates = {cert_table([leaf])}\n"))
+        try:
+            host, port = g.address("web")
+            url = f"https://localhost:{port}/"
+            common = ["--url", url, "--cacert", pki.ca["cert"], "-c", 1, "--rate", 200,
+                      "--duration", "500ms"]
+            h1, p = run_load_json(*common, "--new-connection-per-request")
+            assert h1["errors"] == 0 and h1["requests"] == 100, p.stdout
+            handshakes = h1["phases_us"]["tls_handshake"]["count"]
+            assert handshakes >= 99, h1
+            assert handshakes - 2 <= h1["tls_resumed"] < handshakes, h1
+            h2, p = run_load_json(*common, "--h2")
+            assert h2["errors"] == 0 and h2["requests"] == 100, p.stdout
+            handshakes = h2["phases_us"]["tls_handshake"]["count"]
+            assert handshakes >= 5, h2  # 100 requests, GOAWAY after each 20
+            assert handshakes - 2 <= h2["tls_resumed"] < handshakes, h2
+            off, p = run_load_json(*common, "--new-connection-per-request", "--no-tls-resume")
+            assert off["errors"] == 0 and off["phases_us"]["tls_handshake"]["count"] >= 99, off
+            assert off["tls_resumed"] == 0, off
+        finally:
+            g.stop()
+            b.stop()
+            pki.cleanup()
+
+
 @pytest.mark.parametrize("args,message", [
     ([], "--url is required"),
     (["--url", "http://127.0.0.1:1/"], "needs --rate"),
