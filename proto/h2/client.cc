@@ -301,15 +301,7 @@ ClientSession::Status ClientSession::recv(const uint8_t* data, size_t len) {
   if (rv < 0) {
     failed_ = true;
     if (error_.empty()) error_ = nghttp2_strerror(static_cast<int>(rv));
-    if (rv == NGHTTP2_ERR_CALLBACK_FAILURE || rv == NGHTTP2_ERR_NOMEM) {
-      nghttp2_session_terminate_session(session_, NGHTTP2_INTERNAL_ERROR);
-    } else if (rv == NGHTTP2_ERR_FLOODED) {
-      nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
-#ifdef EGW_NGHTTP2_MAX_CONTINUATIONS
-    } else if (rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
-      nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
-#endif
-    }
+    terminate_after_recv_error(session_, rv);
     return Status::kClosed;
   }
   // A connection error the library found queues GOAWAY (sent by send()):
@@ -321,17 +313,8 @@ ClientSession::Status ClientSession::recv(const uint8_t* data, size_t len) {
 }
 
 void ClientSession::send(Sink& out, size_t budget) {
-  size_t produced = 0;
-  while (produced < budget) {
-    const uint8_t* p = nullptr;
-    const ssize_t n = nghttp2_session_mem_send(session_, &p);
-    if (n < 0) {
-      fail(nghttp2_strerror(static_cast<int>(n)));
-      return;
-    }
-    if (n == 0) return;
-    out.write(p, static_cast<size_t>(n));
-    produced += static_cast<size_t>(n);
+  if (const ssize_t rv = send_frames(session_, out, budget); rv < 0) {
+    fail(nghttp2_strerror(static_cast<int>(rv)));
   }
 }
 

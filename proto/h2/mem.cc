@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "proto/h2/server.h"
+
 namespace egw::proto::h2 {
 
 namespace {
@@ -147,6 +149,36 @@ bool submit_settings(nghttp2_session* session, std::span<const nghttp2_settings_
                                           static_cast<int32_t>(connection_window));
   }
   return true;
+}
+
+void terminate_after_recv_error(nghttp2_session* session, ssize_t rv) {
+  uint32_t code = 0;
+  if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
+    code = NGHTTP2_PROTOCOL_ERROR;
+  } else if (rv == NGHTTP2_ERR_CALLBACK_FAILURE || rv == NGHTTP2_ERR_NOMEM) {
+    code = NGHTTP2_INTERNAL_ERROR;
+  } else if (rv == NGHTTP2_ERR_FLOODED) {
+    code = NGHTTP2_ENHANCE_YOUR_CALM;
+#ifdef EGW_NGHTTP2_MAX_CONTINUATIONS
+  } else if (rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
+    code = NGHTTP2_ENHANCE_YOUR_CALM;
+#endif
+  } else {
+    return;
+  }
+  nghttp2_session_terminate_session(session, code);
+}
+
+ssize_t send_frames(nghttp2_session* session, Sink& out, size_t budget) {
+  size_t produced = 0;
+  while (produced < budget) {
+    const uint8_t* p = nullptr;
+    const ssize_t n = nghttp2_session_mem_send(session, &p);
+    if (n <= 0) return n;
+    out.write(p, static_cast<size_t>(n));
+    produced += static_cast<size_t>(n);
+  }
+  return 0;
 }
 
 ssize_t body_read_result(nghttp2_session* session, int32_t id, size_t n, bool eof,

@@ -14,6 +14,8 @@
 
 namespace egw::proto::h2 {
 
+class Sink;
+
 // Null under the sanitizers (nghttp2's malloc then, which ASan sees).
 nghttp2_mem* allocator();
 
@@ -32,6 +34,15 @@ nghttp2_option* new_options(uint32_t max_continuations);
 // `connection_window` (when above the default).
 bool submit_settings(nghttp2_session* session, std::span<const nghttp2_settings_entry> iv,
                      uint32_t connection_window);
+
+// After nghttp2_session_mem_recv failed with `rv`: the GOAWAY that verdict
+// calls for (bad preface: PROTOCOL_ERROR; a callback refused or memory ran
+// out: INTERNAL_ERROR; a flood or a CONTINUATION run: ENHANCE_YOUR_CALM).
+// Other verdicts have queued their own GOAWAY.
+void terminate_after_recv_error(nghttp2_session* session, ssize_t rv);
+// Moves queued frames into `out` until nothing is left or about `budget`
+// bytes went (one more frame may pass it). 0, or the library's error.
+ssize_t send_frames(nghttp2_session* session, Sink& out, size_t budget);
 
 // What a data provider's read callback returns for a body sent without a
 // copy (NGHTTP2_DATA_FLAG_NO_COPY): `n` bytes ready; at `eof` the end of the

@@ -538,34 +538,15 @@ bool ServerSession::feed(const uint8_t* data, size_t len) {
     // has queued a GOAWAY where one applies; where it has not, one is.
     failed_ = true;
     if (error_.empty()) error_ = nghttp2_strerror(static_cast<int>(rv));
-    if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
-      nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
-    } else if (rv == NGHTTP2_ERR_CALLBACK_FAILURE || rv == NGHTTP2_ERR_NOMEM) {
-      nghttp2_session_terminate_session(session_, NGHTTP2_INTERNAL_ERROR);
-    } else if (rv == NGHTTP2_ERR_FLOODED) {
-      nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
-#ifdef EGW_NGHTTP2_MAX_CONTINUATIONS
-    } else if (rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS) {
-      nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
-#endif
-    }
+    terminate_after_recv_error(session_, rv);
   }
   return false;
 }
 
 void ServerSession::send(Sink& out, size_t budget) {
-  size_t produced = 0;
-  while (produced < budget) {
-    const uint8_t* p = nullptr;
-    const ssize_t n = nghttp2_session_mem_send(session_, &p);
-    if (n < 0) {
-      failed_ = true;
-      if (error_.empty()) error_ = nghttp2_strerror(static_cast<int>(n));
-      return;
-    }
-    if (n == 0) return;
-    out.write(p, static_cast<size_t>(n));
-    produced += static_cast<size_t>(n);
+  if (const ssize_t rv = send_frames(session_, out, budget); rv < 0) {
+    failed_ = true;
+    if (error_.empty()) error_ = nghttp2_strerror(static_cast<int>(rv));
   }
 }
 
