@@ -17,8 +17,9 @@
 // type: handlers and the completions' offsets live in one table per type
 // (written by each constructor with the same values; relaxed atomics, so
 // workers constructing owners at once do not race), and an owner keeps only a
-// pointer to its type's table. A completion is then 16 bytes and an owner's
-// bookkeeping 40, which every connection pays.
+// pointer to its type's table. A completion finds its owner by its own offset
+// inside it (no pointer), so it is 8 bytes and an owner's bookkeeping 40,
+// which every connection pays (a socket has eight completions).
 #pragma once
 
 #include <liburing.h>
@@ -108,11 +109,14 @@ class Completion {
  private:
   friend class Owner;
   friend class EventLoop;
-  Owner* owner_ = nullptr;
+  Owner& owner() const;
+
+  uint32_t back_ = 0;  // bytes from the owner's Owner base to this completion
   Op op_ = Op::kNone;
   uint8_t index_ = 0;
   uint16_t inflight_ = 0;
 };
+static_assert(sizeof(Completion) == 8);
 
 // Base of every object that has operations in flight.
 //
@@ -152,7 +156,6 @@ class Owner {
     EGW_RELEASE_ASSERT(table_ == nullptr || table_ == &table,
                        "one owner binds completions of one class only");
     table_ = &table;
-    c.owner_ = this;
     c.op_ = op;
     c.index_ = static_cast<uint8_t>(count_);
     const Completion::Handler h = [](Owner& o, const io_uring_cqe& cqe) {
@@ -160,6 +163,7 @@ class Owner {
     };
     const auto off = static_cast<uint32_t>(reinterpret_cast<const char*>(&c) -
                                            reinterpret_cast<const char*>(this));
+    c.back_ = off;
     table.handlers[count_].store(h, std::memory_order_relaxed);
     table.offsets[count_].store(off, std::memory_order_relaxed);
     ++count_;
@@ -187,8 +191,13 @@ class Owner {
   bool released_queued_ = false;
 };
 
+inline Owner& Completion::owner() const {
+  return *reinterpret_cast<Owner*>(const_cast<char*>(reinterpret_cast<const char*>(this)) - back_);
+}
+
 inline uint64_t Completion::user_data() const {
-  return user_data::pack(owner_->slot_, owner_->gen_, index_, op_);
+  const Owner& o = owner();
+  return user_data::pack(o.slot_, o.gen_, index_, op_);
 }
 
 }  // namespace egw::uring

@@ -154,7 +154,7 @@ void EventLoop::reserve_sqes(unsigned n) {
 }
 
 void EventLoop::arm(Completion& c, io_uring_sqe* s) {
-  Owner& o = *c.owner_;
+  Owner& o = c.owner();
   EGW_ASSERT(o.slot_ != 0);
   s->user_data = user_data::pack(o.slot_, o.gen_, c.index_, c.op_);
   ++c.inflight_;

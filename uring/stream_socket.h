@@ -106,8 +106,8 @@ class StreamSocket final : public Owner, public Flushable, public Rearmable, pub
   int fd() const { return fd_.get(); }
   uint64_t bytes_received() const { return bytes_in_; }
   uint64_t bytes_sent() const { return bytes_out_; }
-  uint64_t zc_sends() const { return zc_sends_; }
-  uint64_t zc_copied() const { return zc_copied_; }
+  uint32_t zc_sends() const { return zc_sends_; }
+  uint32_t zc_copied() const { return zc_copied_; }
 
  private:
   void on_recv(const io_uring_cqe& cqe);
@@ -159,8 +159,8 @@ class StreamSocket final : public Owner, public Flushable, public Rearmable, pub
   bool zc_enabled_ = false;
   bool zc_notif_pending_ = false;
   uint32_t zc_pending_bytes_ = 0;
-  uint64_t zc_sends_ = 0;
-  uint64_t zc_copied_ = 0;
+  uint32_t zc_sends_ = 0;  // on this socket, for the copied-too-often test
+  uint32_t zc_copied_ = 0;
 
   // connect state
   SocketAddress peer_;
