@@ -14,6 +14,9 @@ from httptest import (HttpBackend, Responses, WebSocketEchoBackend, http_exchang
                       status_of)
 
 
+pytestmark = pytest.mark.usefixtures("clean_exit")
+
+
 def http_config(backends, routes="", listener_extra="", cluster_extra="", health="",
                 workers=1, default_cluster=True):
     eps = ", ".join(f'{{ address = "{b.address}" }}' for b in backends)

@@ -16,6 +16,9 @@ from tlstest import Pki, cert_table
 from test_http import http_config
 
 
+pytestmark = pytest.mark.usefixtures("clean_exit")
+
+
 def one_shot_upstream(serve):
     """A raw upstream on 127.0.0.1:0 that calls serve(conn) for one
     connection; returns (its address holder, the thread)."""

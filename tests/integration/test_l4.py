@@ -14,6 +14,9 @@ from egwtest import (Gateway, TcpBackend, echo_handler, pattern, pattern_client,
                      recv_all, send_pattern, wait_until, PatternChecker)
 
 
+pytestmark = pytest.mark.usefixtures("clean_exit")
+
+
 def l4_config(endpoints, balancer="round_robin", extra_cluster="", health="", global_extra="",
               listener_extra="", binds='"127.0.0.1:0"'):
     eps = ",\n  ".join(endpoints)

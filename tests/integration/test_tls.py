@@ -18,6 +18,9 @@ from tlstest import (Pki, cert_table, client_context, exact_pattern_handler, nam
                      peer_names, s_client, server_context, tls_pattern_exchange, wrap_handler)
 
 
+pytestmark = pytest.mark.usefixtures("clean_exit")
+
+
 @pytest.fixture(scope="module")
 def pki():
     p = Pki()
