@@ -183,13 +183,15 @@ class Owner {
   friend class EventLoop;
   friend class Completion;
   Table* table_ = nullptr;
-  unsigned count_ = 0;
   uint32_t slot_ = 0;  // 0 = not attached (slot 0 is the loop's own)
   uint32_t gen_ = 0;
   uint32_t inflight_ = 0;
+  uint8_t count_ = 0;  // completions bound (at most kMaxCompletions)
   bool retiring_ = false;
   bool released_queued_ = false;
 };
+
+static_assert(sizeof(Owner) == 32);
 
 inline Owner& Completion::owner() const {
   return *reinterpret_cast<Owner*>(const_cast<char*>(reinterpret_cast<const char*>(this)) - back_);

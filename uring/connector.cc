@@ -20,14 +20,7 @@ Status Connector::connect(const SocketAddress& addr, uint32_t timeout_ms) {
   if (!fd) return std::unexpected(fd.error());
   fd_ = std::move(*fd);
   if (!attached()) loop_.attach(*this);
-  addr_ = addr;
-  ts_ = ms_to_timespec(timeout_ms);
-  loop_.reserve_sqes(2);
-  io_uring_sqe* c = loop_.sqe();
-  io_uring_sqe* t = loop_.sqe();
-  prep_connect_with_timeout(c, t, fd_.get(), addr_, &ts_);
-  loop_.arm(connect_, c);
-  loop_.arm(timeout_, t);
+  loop_.submit_connect(connect_, timeout_, fd_.get(), addr, timeout_ms);
   connecting_ = true;
   return {};
 }

@@ -51,8 +51,6 @@ class Connector final : public Owner {
   ConnectorHandler& handler_;
   Completion connect_, timeout_, cancel_;
   UniqueFd fd_;
-  SocketAddress addr_;
-  __kernel_timespec ts_{};
   bool connecting_ = false;
   bool closing_ = false;
 };

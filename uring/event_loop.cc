@@ -78,6 +78,8 @@ Result<std::unique_ptr<EventLoop>> EventLoop::create(const LoopOptions& options)
   loop->ext_arg_ = f.ext_arg;
   loop->wait_nr_ = options.wait_nr ? options.wait_nr : 1;
   loop->min_wait_usec_ = f.min_timeout ? options.min_wait_usec : 0;
+  if (options.owners > 0)
+    loop->slots_.reserve(std::min<size_t>(options.owners + 1, size_t{user_data::kMaxSlot} + 1));
   t_current = loop.get();
   return loop;
 }
@@ -96,6 +98,8 @@ EventLoop::~EventLoop() {
   }
   if (scratch_ && --scratch_->refs == 0) chunks_.destroy(scratch_);
   scratch_ = nullptr;
+  if (write_tail_ && --write_tail_->refs == 0) chunks_.destroy(write_tail_);
+  write_tail_ = nullptr;
   if (spill_ && --spill_->refs == 0) chunks_.destroy(spill_);
   spill_ = nullptr;
   buffers_.reset();
@@ -220,6 +224,26 @@ IoBuf EventLoop::scratch(uint32_t n) {
   return b;
 }
 
+Chunk* EventLoop::take_write_chunk(uint32_t* used) {
+  if (Chunk* c = write_tail_) {
+    write_tail_ = nullptr;
+    *used = write_tail_used_;
+    return c;
+  }
+  *used = 0;
+  return new_chunk();
+}
+
+void EventLoop::give_back_write_chunk(Chunk* c, uint32_t used) {
+  // Keep the room worth keeping: the larger of the two tails.
+  constexpr uint32_t kMinRoom = 1024;
+  if (used + kMinRoom <= Chunk::kSize && (!write_tail_ || used < write_tail_used_)) {
+    std::swap(c, write_tail_);
+    write_tail_used_ = used;
+  }
+  if (c && --c->refs == 0) chunks_.destroy(c);
+}
+
 IoBuf EventLoop::spill(const IoBuf& b) {
   if (b.bid == BufferRing::kNoBuffer || b.len == 0) return b;
   ++counters_.spills;
@@ -235,9 +259,39 @@ IoBuf EventLoop::spill(const IoBuf& b) {
   return out;
 }
 
-void EventLoop::park_enobufs(Rearmable& r) {
+void EventLoop::park_enobufs(Owner& o, void (*rearm)(Owner&)) {
+  EGW_ASSERT(o.slot_ != 0);
   ++counters_.enobufs;
-  if (!r.rearm_node_.linked()) enobufs_.push_back(r);
+  enobufs_.push_back(Parked{o.slot_, o.gen_, rearm});
+}
+
+EventLoop::ConnectArgs& EventLoop::connect_args() {
+  io_uring_sq& sq = ring_.get()->sq;
+  if (connect_args_used_ == connect_args_.size()) {
+    ++counters_.sq_full_submits;
+    (void)enter(flush_sq(), false);
+  }
+  // Every SQE queued so far has been taken in: nothing points here any more.
+  if (io_uring_smp_load_acquire(sq.khead) == sq.sqe_tail) connect_args_used_ = 0;
+  EGW_RELEASE_ASSERT(connect_args_used_ < connect_args_.size(),
+                     "the kernel took no SQE in; connect arguments still in use");
+  return connect_args_[connect_args_used_++];
+}
+
+void EventLoop::submit_connect(Completion& connect, Completion& timeout, int fd,
+                               const SocketAddress& addr, uint32_t timeout_ms) {
+  reserve_sqes(2);
+  ConnectArgs& a = connect_args();
+  a.addr = addr;
+  a.ts = __kernel_timespec{static_cast<long long>(timeout_ms / 1000),
+                           static_cast<long long>((timeout_ms % 1000) * 1'000'000)};
+  io_uring_sqe* c = sqe();
+  io_uring_sqe* t = sqe();
+  io_uring_prep_connect(c, fd, a.addr.get(), a.addr.len());
+  c->flags |= IOSQE_IO_LINK;
+  io_uring_prep_link_timeout(t, &a.ts, 0);
+  arm(connect, c);
+  arm(timeout, t);
 }
 
 void EventLoop::defer(InlineFunction<void(), 32> fn) {
@@ -315,15 +369,24 @@ void EventLoop::before_enter() {
       fn();
     running_deferred_.clear();
   }
-  if (!enobufs_.empty()) {
+  if (enobufs_head_ < enobufs_.size()) {
     // Re-arm in FIFO order while buffers last; a receiver that runs dry again
-    // parks itself at the back.
-    size_t n = enobufs_.size();
+    // parks itself at the back (and waits for the next round).
+    const size_t end = enobufs_.size();
     const unsigned min_free = std::max(1u, std::min(kRearmMinFree, buffers_->count() / 8));
-    while (n-- > 0 && buffers_->free_count() >= min_free) {
-      Rearmable* r = enobufs_.pop_front();
+    while (enobufs_head_ < end && buffers_->free_count() >= min_free) {
+      const Parked p = enobufs_[enobufs_head_++];  // rearm() may append
+      const SlotEntry& e = slots_[p.slot];
+      if (e.owner == nullptr || e.gen != p.gen) continue;  // released meanwhile
       ++counters_.rearms;
-      r->rearm();
+      p.rearm(*e.owner);
+    }
+    if (enobufs_head_ == enobufs_.size()) {
+      enobufs_.clear();
+      enobufs_head_ = 0;
+    } else if (enobufs_head_ >= 256 && enobufs_head_ * 2 >= enobufs_.size()) {
+      enobufs_.erase(enobufs_.begin(), enobufs_.begin() + static_cast<ptrdiff_t>(enobufs_head_));
+      enobufs_head_ = 0;
     }
   }
   while (Flushable* f = flush_.pop_front())

@@ -23,6 +23,7 @@
 #include <memory>
 #include <vector>
 
+#include "egw/address.h"
 #include "egw/inline_function.h"
 #include "egw/intrusive_list.h"
 #include "egw/result.h"
@@ -42,6 +43,11 @@ struct LoopOptions {
   // otherwise). wait_nr 1 / min_wait 0 is the lowest-latency setting.
   unsigned wait_nr = 1;
   unsigned min_wait_usec = 0;
+  // Owners expected at most at once: the owner table is reserved for them
+  // up front (address space only; a slot's page is touched when first used),
+  // so the table never reallocates, and its memory grows with the owners
+  // rather than in doublings. More are still accepted.
+  size_t owners = 0;
 };
 
 struct LoopCounters {
@@ -79,22 +85,6 @@ class Flushable {
  private:
   friend class EventLoop;
   ListNode flush_node_;
-};
-
-// A receiver that the loop re-arms once buffers are back after ENOBUFS.
-class Rearmable {
- public:
-  // Called when buffers are available again. May park itself again.
-  virtual void rearm() = 0;
-
- protected:
-  ~Rearmable() = default;
-  bool rearm_node_linked() const { return rearm_node_.linked(); }
-  void rearm_node_unlink() { rearm_node_.unlink(); }
-
- private:
-  friend class EventLoop;
-  ListNode rearm_node_;
 };
 
 // A refcounted block of worker memory for bytes the proxy writes itself
@@ -186,6 +176,16 @@ class EventLoop {
   // sizes, short answers), carved from a shared chunk: the IoBuf keeps it
   // alive until released. nullptr data when the chunk pool is exhausted.
   IoBuf scratch(uint32_t n);
+  // For writers that fill chunks and let go of them between flushes: a chunk
+  // to write into (one reference taken) and `*used`, where its room starts:
+  // the rest of the chunk the last writer gave back, else a fresh one
+  // (nullptr when the pool is at its cap). Connections that each write a
+  // few bytes in one batch (SETTINGS to a burst of new HTTP/2 clients)
+  // share chunks instead of taking 32 KiB each until the batch is sent.
+  Chunk* take_write_chunk(uint32_t* used);
+  // Gives back a chunk written up to `used` (the reference taken): its room
+  // goes to the next writer; the slices handed out keep what was written.
+  void give_back_write_chunk(Chunk* c, uint32_t used);
   // `b` moved out of the receive buffer ring: a copy in chunk memory (copies
   // are packed together), and `b` released. For bytes that will wait (a
   // paused receiver, a queue toward a slow peer): the ring is shared by
@@ -201,10 +201,21 @@ class EventLoop {
   const LoopCounters& counters() const { return counters_; }
   LoopCounters& counters() { return counters_; }
 
-  // Parks a receiver whose multishot recv ended with ENOBUFS; it is re-armed
-  // when enough buffers are free again. Loses no byte: the data waits in the
-  // socket.
-  void park_enobufs(Rearmable& r);
+  // Parks a receiver whose multishot recv ended with ENOBUFS: `rearm(o)` is
+  // called once enough buffers are free again, in the order receivers were
+  // parked, unless `o` has been released by then. Loses no byte: the data
+  // waits in the socket. The queue holds the owner's slot and generation, so
+  // a receiver carries nothing for it; it remembers itself that it is parked
+  // (and ignores a call it no longer wants).
+  void park_enobufs(Owner& o, void (*rearm)(Owner&));
+
+  // Queues a connect of `fd` to `addr` with a linked timeout of `timeout_ms`,
+  // delivered to `connect` and `timeout` (ECANCELED on the connect when the
+  // timeout fired first). The kernel reads the address and the timespec
+  // while it takes the two SQEs in, so the loop keeps both only until the
+  // next submit: a socket carries no connect state.
+  void submit_connect(Completion& connect, Completion& timeout, int fd, const SocketAddress& addr,
+                      uint32_t timeout_ms);
   // Runs `fn` on this thread after the current batch of completions.
   void defer(InlineFunction<void(), 32> fn);
   // Calls f.flush() once before the next enter (idempotent per batch).
@@ -251,8 +262,10 @@ class EventLoop {
   SlabPool<IoBufNode> io_nodes_{1024};
   SlabPool<IovBlock> iov_blocks_{64};
   SlabPool<Chunk> chunks_{16};
-  Chunk* spill_ = nullptr;    // where spill() packs copies
-  Chunk* scratch_ = nullptr;  // current chunk for scratch() (holds one reference)
+  Chunk* spill_ = nullptr;       // where spill() packs copies
+  Chunk* scratch_ = nullptr;     // current chunk for scratch() (holds one reference)
+  Chunk* write_tail_ = nullptr;  // room given back by a writer (holds one reference)
+  uint32_t write_tail_used_ = 0;
   TimerWheel timers_;
   LoopCounters counters_;
   unsigned wait_nr_ = 1;
@@ -266,7 +279,22 @@ class EventLoop {
   size_t live_owners_ = 0;
   std::vector<Owner*> released_;  // retired, nothing in flight, to release
 
-  IntrusiveList<Rearmable, &Rearmable::rearm_node_> enobufs_;
+  struct Parked {
+    uint32_t slot;
+    uint32_t gen;
+    void (*rearm)(Owner&);
+  };
+  std::vector<Parked> enobufs_;  // FIFO from enobufs_head_
+  size_t enobufs_head_ = 0;
+
+  // What queued connects point at, until the kernel has taken them in.
+  struct ConnectArgs {
+    SocketAddress addr;
+    __kernel_timespec ts;
+  };
+  ConnectArgs& connect_args();
+  std::array<ConnectArgs, 128> connect_args_{};
+  unsigned connect_args_used_ = 0;
   IntrusiveList<Flushable, &Flushable::flush_node_> flush_;
   std::vector<InlineFunction<void(), 32>> deferred_;
   std::vector<InlineFunction<void(), 32>> running_deferred_;

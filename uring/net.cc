@@ -42,11 +42,4 @@ void tune_tcp(int fd) {
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-void prep_connect_with_timeout(io_uring_sqe* sqe, io_uring_sqe* timeout_sqe, int fd,
-                               const SocketAddress& addr, __kernel_timespec* ts) {
-  io_uring_prep_connect(sqe, fd, addr.get(), addr.len());
-  sqe->flags |= IOSQE_IO_LINK;
-  io_uring_prep_link_timeout(timeout_sqe, ts, 0);
-}
-
 }  // namespace egw::uring

@@ -30,14 +30,4 @@ Result<UniqueFd> tcp_socket(int family, bool nonblocking = true);
 // Latency settings for a proxied TCP socket: TCP_NODELAY.
 void tune_tcp(int fd);
 
-// Fills `sqe` with a connect to `addr` and links a timeout of `ts` after it
-// (`timeout_sqe`). `addr` and `ts` must stay valid until submission.
-void prep_connect_with_timeout(io_uring_sqe* sqe, io_uring_sqe* timeout_sqe, int fd,
-                               const SocketAddress& addr, __kernel_timespec* ts);
-
-inline __kernel_timespec ms_to_timespec(uint64_t ms) {
-  return __kernel_timespec{static_cast<long long>(ms / 1000),
-                           static_cast<long long>((ms % 1000) * 1'000'000)};
-}
-
 }  // namespace egw::uring

@@ -12,6 +12,10 @@
 
 namespace egw::uring {
 
+// One per client connection, idle or not: keep it small (the idle
+// connection figure in docs/benchmarks.md counts every byte).
+static_assert(sizeof(StreamSocket) <= 240);
+
 namespace {
 
 // Whether this kernel takes a byte limit on a multishot bundle recv (newer
@@ -56,20 +60,11 @@ Status StreamSocket::connect(const SocketAddress& addr, uint32_t timeout_ms) {
   if (!fd) return std::unexpected(fd.error());
   fd_ = std::move(*fd);
   loop_.attach(*this);
-  peer_ = addr;
-  connect_ts_ = ms_to_timespec(timeout_ms);
-  loop_.reserve_sqes(2);
-  io_uring_sqe* c = loop_.sqe();
-  io_uring_sqe* t = loop_.sqe();
-  prep_connect_with_timeout(c, t, fd_.get(), peer_, &connect_ts_);
-  loop_.arm(connect_, c);
-  loop_.arm(link_timeout_, t);
-  connecting_ = true;
+  loop_.submit_connect(connect_, link_timeout_, fd_.get(), addr, timeout_ms);
   return {};
 }
 
 void StreamSocket::on_connect(const io_uring_cqe& cqe) {
-  connecting_ = false;
   if (closing_) return;
   int err = cqe.res < 0 ? -cqe.res : 0;
   // We never cancel a connect except by close(): ECANCELED here means the
@@ -100,7 +95,7 @@ void StreamSocket::resume_recv() {
 
 void StreamSocket::arm_recv() {
   if (!recv_started_ || recv_paused_ || recv_eof_ || closing_ || held_ >= max_held_) return;
-  if (recv_.busy() || rearm_node_linked()) return;
+  if (recv_.busy() || parked_) return;
   io_uring_sqe* s = loop_.sqe();
   if (multishot_) {
     io_uring_prep_recv_multishot(s, fd_.get(), nullptr, 0, 0);
@@ -129,6 +124,8 @@ void StreamSocket::cancel_recv() {
 }
 
 void StreamSocket::rearm() {
+  if (!parked_) return;
+  parked_ = false;
   arm_recv();
 }
 
@@ -155,7 +152,10 @@ void StreamSocket::on_recv(const io_uring_cqe& cqe) {
     const int err = -cqe.res;
     if (err == ENOBUFS) {
       // The socket keeps its bytes; come back when buffers are free.
-      if (final && !recv_paused_) loop_.park_enobufs(*this);
+      if (final && !recv_paused_ && !parked_) {
+        parked_ = true;
+        loop_.park_enobufs(*this, [](Owner& o) { static_cast<StreamSocket&>(o).rearm(); });
+      }
       return;
     }
     if (err == EINVAL && recv_limited_) {
@@ -394,7 +394,7 @@ void StreamSocket::abort() {
 void StreamSocket::close() {
   if (closing_) return;
   closing_ = true;
-  rearm_node_unlink();
+  parked_ = false;
   flush_node_unlink();
   if (!send_.busy() && !send_zc_.busy()) release_queue();
   if (!attached()) {

@@ -16,7 +16,9 @@
 //    buffers per sendmsg), flushed just before the loop enters the kernel.
 //    send_full() is the high watermark at which sources should pause. Large
 //    contiguous sends can go as SEND_ZC.
-//  - connect with a linked timeout; shutdown(SHUT_WR) once the queue drains;
+//  - connect with a linked timeout (the loop keeps the address and the
+//    timespec until the kernel has taken them in: the socket holds no
+//    connect state); shutdown(SHUT_WR) once the queue drains;
 //    close = cancel everything on the fd, then close it; the handler hears
 //    on_released() once nothing is in flight, and only then may free it.
 #pragma once
@@ -54,7 +56,7 @@ class StreamSocketHandler {
   ~StreamSocketHandler() = default;
 };
 
-class StreamSocket final : public Owner, public Flushable, public Rearmable, public BufferOwner {
+class StreamSocket final : public Owner, public Flushable, public BufferOwner {
  public:
   // Back-pressure watermark: send_full() once this much is queued.
   static constexpr unsigned kHighWaterBufs = 16;
@@ -104,6 +106,7 @@ class StreamSocket final : public Owner, public Flushable, public Rearmable, pub
   bool closing() const { return closing_; }
 
   int fd() const { return fd_.get(); }
+  EventLoop& loop() const { return loop_; }
   uint64_t bytes_received() const { return bytes_in_; }
   uint64_t bytes_sent() const { return bytes_out_; }
   uint32_t zc_sends() const { return zc_sends_; }
@@ -121,7 +124,7 @@ class StreamSocket final : public Owner, public Flushable, public Rearmable, pub
   void on_released() override;
   void on_buffer_freed() override;
   void flush() override;
-  void rearm() override;
+  void rearm();
 
   void arm_recv();
   void cancel_recv();
@@ -130,47 +133,47 @@ class StreamSocket final : public Owner, public Flushable, public Rearmable, pub
   void maybe_shutdown();
   void pop_front();
 
+  // Members are ordered by size, so that the object has no holes (one of
+  // these per client connection, idle or not).
   EventLoop& loop_;
   StreamSocketHandler& handler_;
-  UniqueFd fd_;
 
+  // send queue
+  IoBufNode* head_ = nullptr;
+  IoBufNode** tail_ = &head_;
+  IovBlock* iov_ = nullptr;  // held while a multi-buffer sendmsg is in flight
+  size_t queued_bytes_ = 0;
+
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
+
+  UniqueFd fd_;
   Completion recv_, send_, send_zc_, connect_, link_timeout_, cancel_, close_, pollout_;
 
-  // receive state
-  unsigned held_ = 0;
+  unsigned held_ = 0;  // received buffers the handler still holds
   unsigned max_held_ = 8;
+  unsigned count_ = 0;        // queued buffers
+  uint32_t head_offset_ = 0;  // bytes of head_ already sent
+  uint32_t zc_pending_bytes_ = 0;
+  uint32_t zc_sends_ = 0;  // on this socket, for the copied-too-often test
+  uint32_t zc_copied_ = 0;
+
+  // receive state
   bool recv_started_ = false;
   bool recv_paused_ = false;
   bool recv_eof_ = false;
   bool recv_cancel_pending_ = false;
   bool recv_limited_ = false;  // the armed bundle recv carries a byte limit
+  bool parked_ = false;        // on the loop's ENOBUFS queue
   bool multishot_;
   bool bundle_;
-
   // send state
-  IoBufNode* head_ = nullptr;
-  IoBufNode** tail_ = &head_;
-  unsigned count_ = 0;
-  uint32_t head_offset_ = 0;  // bytes of head_ already sent
-  size_t queued_bytes_ = 0;
-  IovBlock* iov_ = nullptr;  // held while a multi-buffer sendmsg is in flight
   bool shut_wanted_ = false;
   bool shut_sent_ = false;
   bool zc_enabled_ = false;
   bool zc_notif_pending_ = false;
-  uint32_t zc_pending_bytes_ = 0;
-  uint32_t zc_sends_ = 0;  // on this socket, for the copied-too-often test
-  uint32_t zc_copied_ = 0;
-
-  // connect state
-  SocketAddress peer_;
-  __kernel_timespec connect_ts_{};
-  bool connecting_ = false;
-  bool connect_timed_out_ = false;
 
   bool closing_ = false;
-  uint64_t bytes_in_ = 0;
-  uint64_t bytes_out_ = 0;
 };
 
 }  // namespace egw::uring

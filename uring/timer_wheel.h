@@ -21,7 +21,7 @@ class TimerWheel;
 
 class Timer {
  public:
-  using Callback = InlineFunction<void(), 24>;
+  using Callback = InlineFunction<void(), 16>;
 
   Timer() = default;
   explicit Timer(Callback cb) : cb_(std::move(cb)) {}

@@ -24,7 +24,7 @@ class InlineFunction<R(Args...), Capacity> {
                                      std::is_invocable_r_v<R, D&, Args...>>>
   InlineFunction(F&& f) {  // NOLINT(google-explicit-constructor): callable wrapper
     static_assert(sizeof(D) <= Capacity, "callable too large for InlineFunction; raise Capacity");
-    static_assert(alignof(D) <= alignof(std::max_align_t), "over-aligned callable");
+    static_assert(alignof(D) <= alignof(void*), "over-aligned callable (more than a pointer)");
     static_assert(std::is_nothrow_move_constructible_v<D>, "callable must be nothrow-movable");
     ::new (static_cast<void*>(storage_)) D(std::forward<F>(f));
     ops_ = &kOps<D>;
@@ -78,7 +78,7 @@ class InlineFunction<R(Args...), Capacity> {
     }
   }
 
-  alignas(std::max_align_t) unsigned char storage_[Capacity];
+  alignas(void*) unsigned char storage_[Capacity];  // pointer-aligned: no padding after it
   const Ops* ops_ = nullptr;
 };
 

@@ -62,6 +62,48 @@ void drop_refs(Stream& s) {
 
 }  // namespace
 
+// What a session idle before its first request was made of (hibernated()).
+struct ServerSession::Record {
+  static constexpr size_t kBytes = 384;  // client bytes fed to nghttp2
+  static constexpr size_t kOps = 32;
+  static constexpr uint16_t kSend = 0;  // an op: a send(); else the length of a feed
+  static constexpr uint64_t kFnvOffset = 14695981039346656037ull;
+  static constexpr uint64_t kFnvPrime = 1099511628211ull;
+
+  uint8_t bytes[kBytes];
+  uint16_t ops[kOps];
+  uint16_t nbytes = 0;
+  uint8_t nops = 0;
+  uint64_t out_len = 0;  // what our sends produced, and its FNV-1a hash
+  uint64_t out_hash = kFnvOffset;
+
+  bool add_op(uint16_t op) {
+    if (nops == kOps) return false;
+    ops[nops++] = op;
+    return true;
+  }
+  void hash(const uint8_t* data, size_t len) {
+    for (size_t i = 0; i < len; ++i)
+      out_hash = (out_hash ^ data[i]) * kFnvPrime;
+    out_len += len;
+  }
+};
+
+// Passes output on and hashes it into the record; with no sink, only hashes
+// (a replay's output, compared with the record's and dropped).
+class ServerSession::RecordingSink final : public Sink {
+ public:
+  RecordingSink(Sink* out, Record& r) : out_(out), r_(r) {}
+  void write(const uint8_t* data, size_t len) override {
+    r_.hash(data, len);
+    if (out_) out_->write(data, len);
+  }
+
+ private:
+  Sink* out_;
+  Record& r_;
+};
+
 struct ServerSession::Callbacks {
   static ServerSession& self(void* ud) { return *static_cast<ServerSession*>(ud); }
 
@@ -110,6 +152,7 @@ struct ServerSession::Callbacks {
       me.in_headers_ = true;
       me.headers_started_ms_ = me.now_ms_;
       ++me.streams_opened_;
+      me.stop_recording();  // a stream: HPACK state from here on
       Stream* s = me.goaway_ ? nullptr : me.handler_.begin_stream(id);
       if (!s) {
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
@@ -351,6 +394,11 @@ void ServerSession::detach(Stream& s) {
 
 bool ServerSession::start(uint64_t now_ms) {
   now_ms_ = refill_ms_ = settings_sent_ms_ = now_ms;
+  record_ = std::make_unique<Record>();
+  return create_session();
+}
+
+bool ServerSession::create_session() {
   nghttp2_session_callbacks* cb = nullptr;
   if (nghttp2_session_callbacks_new(&cb) != 0) return false;
   nghttp2_session_callbacks_set_on_begin_frame_callback(cb, Callbacks::on_begin_frame);
@@ -437,6 +485,7 @@ void ServerSession::refill(uint64_t now_ms) {
 }
 
 bool ServerSession::glitch(uint32_t cost, const char* why) {
+  if (replaying_) return true;  // counted the first time
   glitch_total_ += cost;
   glitch_tokens_ -= cost;
   if (glitch_tokens_ >= 0) return true;
@@ -446,9 +495,67 @@ bool ServerSession::glitch(uint32_t cost, const char* why) {
 
 void ServerSession::fail(uint32_t error_code, const char* why) {
   if (failed_) return;
+  if (hibernated_ && !wake()) return;  // failed already
+  stop_recording();
   failed_ = true;
   if (error_.empty()) error_ = why;
   nghttp2_session_terminate_session(session_, error_code);
+}
+
+void ServerSession::stop_recording() {
+  record_.reset();
+}
+
+void ServerSession::record_input(const uint8_t* data, size_t len) {
+  Record& r = *record_;
+  if (len > Record::kBytes - r.nbytes || !r.add_op(static_cast<uint16_t>(len))) {
+    stop_recording();  // more than an idle client sends: the session stays
+    return;
+  }
+  std::memcpy(r.bytes + r.nbytes, data, len);
+  r.nbytes = static_cast<uint16_t>(r.nbytes + len);
+}
+
+void ServerSession::hibernate() {
+  deleting_ = true;
+  nghttp2_session_del(session_);
+  deleting_ = false;
+  session_ = nullptr;
+  hibernated_ = true;
+  ++hibernations_;
+}
+
+bool ServerSession::wake() {
+  hibernated_ = false;
+  std::unique_ptr<Record> r = std::move(record_);
+  if (!create_session()) {
+    session_ = nullptr;
+    failed_ = true;
+    if (error_.empty()) error_ = "out of memory for the HTTP/2 session";
+    return false;
+  }
+  // The same calls in the same order give the same session and the same
+  // output; the output already went out.
+  Record again;
+  RecordingSink check(nullptr, again);
+  bool same = true;
+  const uint8_t* in = r->bytes;
+  replaying_ = true;
+  for (uint8_t i = 0; i < r->nops && same; ++i) {
+    if (const uint16_t op = r->ops[i]; op == Record::kSend) {
+      same = send_frames(session_, check, SIZE_MAX) >= 0;
+    } else {
+      same = nghttp2_session_mem_recv(session_, in, op) == static_cast<ssize_t>(op);
+      in += op;
+    }
+  }
+  replaying_ = false;
+  if (!same || again.out_len != r->out_len || again.out_hash != r->out_hash) {
+    fail(kInternalError, "the idle HTTP/2 session did not come back as it was");
+    return false;
+  }
+  record_ = std::move(r);  // and go on recording while it stays idle
+  return true;
 }
 
 // Client bytes go to nghttp2 one frame at a time, each frame header looked
@@ -457,6 +564,7 @@ void ServerSession::fail(uint32_t error_code, const char* why) {
 // over silently is checked here (track_stream(), PRIORITY).
 ServerSession::Status ServerSession::recv(const uint8_t* data, size_t len, uint64_t now_ms) {
   if (failed_) return Status::kClosed;
+  if (hibernated_ && !wake()) return Status::kClosed;
   refill(now_ms);
   size_t fed = 0, i = 0;
   while (i < len) {
@@ -525,12 +633,17 @@ ServerSession::Status ServerSession::recv(const uint8_t* data, size_t len, uint6
     fail(kEnhanceYourCalm, "outbound queue over its cap");
     return Status::kClosed;
   }
-  return failed_ ? Status::kClosed : Status::kOk;
+  if (failed_) return Status::kClosed;
+  // Bytes that called for no answer (the ACK of our SETTINGS) may leave the
+  // session idle with nothing to send.
+  if (can_hibernate()) hibernate();
+  return Status::kOk;
 }
 
 bool ServerSession::feed(const uint8_t* data, size_t len) {
   if (len == 0) return !failed_;
   if (failed_) return false;
+  if (record_) record_input(data, len);
   const ssize_t rv = nghttp2_session_mem_recv(session_, data, len);
   if (rv >= 0) return !failed_;
   if (!failed_) {
@@ -544,10 +657,27 @@ bool ServerSession::feed(const uint8_t* data, size_t len) {
 }
 
 void ServerSession::send(Sink& out, size_t budget) {
-  if (const ssize_t rv = send_frames(session_, out, budget); rv < 0) {
+  if (!session_) return;  // hibernated (or never started): nothing to send
+  ssize_t rv;
+  if (record_) {
+    RecordingSink rec(&out, *record_);
+    rv = send_frames(session_, rec, budget);
+    if (record_ && !record_->add_op(Record::kSend)) stop_recording();
+  } else {
+    rv = send_frames(session_, out, budget);
+  }
+  if (rv < 0) {
     failed_ = true;
     if (error_.empty()) error_ = nghttp2_strerror(static_cast<int>(rv));
+    return;
   }
+  if (can_hibernate()) hibernate();
+}
+
+bool ServerSession::can_hibernate() const {
+  // Not once the session winds down (the client's GOAWAY): that ends it.
+  return record_ && session_ && streams_opened_ == 0 && open_ == 0 && !failed_ && !goaway_ &&
+         !nghttp2_session_want_write(session_) && nghttp2_session_want_read(session_);
 }
 
 bool ServerSession::want_write() const {
@@ -555,6 +685,7 @@ bool ServerSession::want_write() const {
 }
 
 bool ServerSession::want_read() const {
+  if (hibernated_) return !failed_;
   return session_ && !failed_ && nghttp2_session_want_read(session_);
 }
 
@@ -661,6 +792,8 @@ void make_nv(std::vector<nghttp2_nv>& nv, uint16_t status, char* status_buf,
 
 bool ServerSession::submit_response(int32_t id, uint16_t status, std::span<const Nv> fields,
                                     bool end) {
+  if (!session_) return false;
+  stop_recording();
   Stream* s = stream_of(session_, id);
   if (!s || status < 200 || status > 999) return false;
   char buf[4];
@@ -673,6 +806,8 @@ bool ServerSession::submit_response(int32_t id, uint16_t status, std::span<const
 }
 
 bool ServerSession::submit_informational(int32_t id, uint16_t status, std::span<const Nv> fields) {
+  if (!session_) return false;
+  stop_recording();
   if (!stream_of(session_, id) || status < 100 || status > 199) return false;
   char buf[4];
   make_nv(nv_->v, status, buf, fields);
@@ -681,37 +816,50 @@ bool ServerSession::submit_informational(int32_t id, uint16_t status, std::span<
 }
 
 void ServerSession::resume(int32_t id) {
+  if (!session_) return;
   nghttp2_session_resume_data(session_, id);
 }
 
 void ServerSession::reset_stream(int32_t id, uint32_t error_code) {
+  if (!session_) return;
+  stop_recording();
   nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, error_code);
 }
 
 void ServerSession::consume(int32_t id, size_t n) {
-  if (n) nghttp2_session_consume(session_, id, n);
+  if (!n || !session_) return;
+  stop_recording();
+  nghttp2_session_consume(session_, id, n);
 }
 
 void ServerSession::consume_connection(size_t n) {
-  if (n) nghttp2_session_consume_connection(session_, n);
+  if (!n || !session_) return;
+  stop_recording();
+  nghttp2_session_consume_connection(session_, n);
 }
 
 void ServerSession::shutdown_notice() {
-  if (!goaway_) nghttp2_submit_shutdown_notice(session_);
+  if (goaway_ || (hibernated_ && !wake()) || !session_) return;
+  stop_recording();
+  nghttp2_submit_shutdown_notice(session_);
 }
 
 void ServerSession::goaway(uint32_t error_code) {
+  if ((hibernated_ && !wake()) || !session_) return;
+  stop_recording();
   goaway_ = true;
   nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
                         nghttp2_session_get_last_proc_stream_id(session_), error_code, nullptr, 0);
 }
 
 int32_t ServerSession::stream_window(int32_t id) const {
+  if (!session_) return 0;
   return std::min(nghttp2_session_get_stream_remote_window_size(session_, id),
                   nghttp2_session_get_remote_window_size(session_));
 }
 
 uint32_t ServerSession::last_stream_id() const {
+  if (!session_) return 0;  // hibernated: no stream yet
   return static_cast<uint32_t>(nghttp2_session_get_last_proc_stream_id(session_));
 }
 

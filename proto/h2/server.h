@@ -176,6 +176,24 @@ class ServerSession {
   // Nothing left to do on either side (close the connection).
   bool finished() const { return !want_read() && !want_write(); }
 
+  // Idle before its first request, a session holds no nghttp2 state. When
+  // no stream was ever opened and nothing is left to send, send() or recv()
+  // frees the nghttp2 session (about 20 KB:
+  // its 16 KiB frame buffer, HPACK tables, stream map) and keeps what made
+  // it: the bytes fed to it and where our sends came between them (at most
+  // Record::kBytes; a client that sends more before its first request keeps
+  // its session). The next recv(), goaway() or shutdown_notice() builds a
+  // new session, feeds it the same bytes and sends in the same order, checks
+  // that it produced byte for byte what went out the first time (which it
+  // then drops), and goes on; a mismatch ends the connection with
+  // INTERNAL_ERROR. HPACK has no state yet at that point, so nothing else
+  // has to come back. Any other call on the session (a submit, a consume)
+  // before then ends the recording: that session stays.
+  bool hibernated() const { return hibernated_; }
+  // No stream yet, and still recording: a send() may hibernate.
+  bool may_hibernate() const { return record_ != nullptr; }
+  uint64_t hibernations() const { return hibernations_; }
+
   // Responses.
   struct Nv {
     std::string_view name;  // lower case
@@ -222,8 +240,16 @@ class ServerSession {
  private:
   struct Callbacks;
   friend struct Callbacks;
+  struct Record;
+  class RecordingSink;
 
+  bool create_session();
   bool feed(const uint8_t* data, size_t len);
+  void record_input(const uint8_t* data, size_t len);
+  void stop_recording();
+  bool can_hibernate() const;
+  void hibernate();
+  bool wake();
   uint32_t track_stream(bool headers, int32_t id);
   void mark_reset(int32_t id);
   bool glitch(uint32_t cost, const char* why);
@@ -248,6 +274,7 @@ class ServerSession {
   uint32_t scan_skip_ = 24;  // the client preface first
   uint32_t pri_dep_ = 0, pri_stream_ = 0;
   nghttp2_session* session_ = nullptr;
+  std::unique_ptr<Record> record_;  // until the first stream (see hibernated())
   uint64_t now_ms_ = 0;
   uint64_t refill_ms_ = 0;
   uint64_t settings_sent_ms_ = 0;
@@ -255,6 +282,7 @@ class ServerSession {
   uint64_t streams_opened_ = 0;
   uint64_t premature_resets_ = 0;
   uint64_t glitch_total_ = 0;
+  uint64_t hibernations_ = 0;
   // WINDOW_UPDATEs that cost nothing: two per DATA frame sent (gRPC clients
   // credit every message they receive, on the stream and the connection).
   static constexpr uint32_t kMaxWindowUpdateAllowance = 1u << 16;
@@ -267,6 +295,8 @@ class ServerSession {
   bool goaway_ = false;
   bool failed_ = false;
   bool deleting_ = false;
+  bool hibernated_ = false;
+  bool replaying_ = false;  // wake(): our callbacks count nothing twice
 };
 
 }  // namespace egw::proto::h2

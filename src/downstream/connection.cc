@@ -27,12 +27,11 @@ Connection::Connection(server::Worker& worker, server::WorkerSnapshot& snap, siz
                        UniqueFd fd)
     : worker_(worker),
       snap_(snap),
-      listener_(listener),
       stream_(worker.loop(), *this),
-      conn_{stream_, timer_, peer_} {
+      accept_ns_(clock::cached_ns()),
+      listener_(static_cast<uint32_t>(listener)) {
   if (auto p = SocketAddress::peer_of(fd.get())) peer_ = *p;
-  conn_.hash = upstream::hash_client(peer_);
-  conn_.accept_ns = clock::cached_ns();
+  hash_ = upstream::hash_client(peer_);
   timer_.set_callback([this] { on_timer(); });
   const auto& ctx = snap.runtime->listener_tls[listener];
   stream_.open(std::move(fd), ctx ? tls::Session::server(*ctx) : nullptr);
@@ -54,8 +53,9 @@ void Connection::start() {
 bool Connection::choose(Kind k) {
   worker_.loop().timers().cancel(timer_);
   kind_ = k;
+  const ClientConn conn{stream_, timer_, peer_, hash_, accept_ns_};
   if (k == Kind::kH2) {
-    H2Session* s = worker_.h2_sessions().create(worker_, snap_, listener_, conn_);
+    H2Session* s = worker_.h2_sessions().create(worker_, snap_, listener_, conn);
     if (!s) {
       close(/*reset=*/false);
       return false;
@@ -64,7 +64,7 @@ bool Connection::choose(Kind k) {
     s->start();
     return codec_ != nullptr;
   }
-  H1Session* s = worker_.http_sessions().create(worker_, snap_, listener_, conn_);
+  H1Session* s = worker_.http_sessions().create(worker_, snap_, listener_, conn);
   if (!s) {
     close(/*reset=*/false);
     return false;
@@ -80,8 +80,7 @@ void Connection::on_ready(net::ByteStream&) {
   stats.tls_handshakes.fetch_add(1, std::memory_order_relaxed);
   if (stream_.tls_session()->resumed()) stats.tls_resumed.fetch_add(1, std::memory_order_relaxed);
   const proxy::ListenerView& lv = *snap_.http_listeners[listener_];
-  if (lv.latency)
-    lv.latency->record(stats::Phase::kTlsHandshake, conn_.accept_ns, clock::cached_ns());
+  if (lv.latency) lv.latency->record(stats::Phase::kTlsHandshake, accept_ns_, clock::cached_ns());
   if (draining_) {
     close(false);
     return;

@@ -45,7 +45,8 @@ class Codec {
   virtual void drain() = 0;
 };
 
-// What a codec knows of its connection (owned by the Connection).
+// What a codec knows of its connection (all of it owned by the Connection;
+// handed to the codec's constructor, which keeps what it needs).
 struct ClientConn {
   net::ByteStream& stream;
   uring::Timer& timer;  // the codec sets its callback
@@ -87,12 +88,13 @@ class Connection final : public Session, private net::ByteStreamHandler {
 
   server::Worker& worker_;
   server::WorkerSnapshot& snap_;
-  size_t listener_;
   net::ByteStream stream_;
   uring::Timer timer_;
   SocketAddress peer_;
-  ClientConn conn_;
+  uint64_t hash_ = 0;
+  uint64_t accept_ns_;
   Codec* codec_ = nullptr;
+  uint32_t listener_;
   Kind kind_ = Kind::kNone;
   uint8_t sniffed_ = 0;  // bytes of a preface prefix seen (split first reads)
   bool draining_ = false;

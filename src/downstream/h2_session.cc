@@ -315,6 +315,14 @@ void H2Session::on_data(const IoBuf& buf) {
     worker_.stats().http_errors.fetch_add(1, std::memory_order_relaxed);
     set_fatal();
   }
+  if (ss_.may_hibernate()) {
+    // No request yet: answer now, so that an idle session lets go of its
+    // nghttp2 state before the next connection's bytes are read (a burst of
+    // new connections would otherwise hold one full session each until the
+    // loop's flush).
+    flush();
+    return;
+  }
   schedule();
 }
 

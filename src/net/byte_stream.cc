@@ -3,12 +3,12 @@
 namespace egw::net {
 
 ByteStream::ByteStream(uring::EventLoop& loop, ByteStreamHandler& handler)
-    : loop_(loop), handler_(handler), sock_(loop, *this) {}
+    : handler_(handler), sock_(loop, *this) {}
 
 ByteStream::~ByteStream() = default;
 
 void ByteStream::attach_tls(std::unique_ptr<tls::Session> tls) {
-  tls_ = std::make_unique<TlsTransport>(loop_, sock_, std::move(tls));
+  tls_ = std::make_unique<TlsTransport>(sock_.loop(), sock_, std::move(tls));
   tls_->set_on_failure([this] { fail(EPROTO, "encrypting failed"); });
 }
 
@@ -55,7 +55,7 @@ void ByteStream::on_connected(uring::StreamSocket&, int err) {
 
 bool ByteStream::send(const uring::IoBuf& b) {
   if (failed_ || shut_ || sock_.closing()) {
-    loop_.release(b);
+    sock_.loop().release(b);
     return false;
   }
   if (tls_) {
@@ -66,7 +66,7 @@ bool ByteStream::send(const uring::IoBuf& b) {
     return true;
   }
   if (!sock_.send(b)) {
-    loop_.release(b);
+    sock_.loop().release(b);
     return false;
   }
   return true;
@@ -88,14 +88,14 @@ void ByteStream::on_data(uring::StreamSocket&, const uring::IoBuf& buf) {
     return;
   }
   if (failed_ || (shut_ && tls_->session().state() != tls::Session::State::kOpen)) {
-    loop_.release(buf);  // after our close_notify: nothing more to read
+    sock_.loop().release(buf);  // after our close_notify: nothing more to read
     return;
   }
   const bool was_done = tls_->handshake_done();
   const tls::Session::Status st = tls_->on_ciphertext(buf, [this](const uring::IoBuf& p) {
     if (tls_->take_handshake_done()) handler_.on_ready(*this);
     if (sock_.closing()) {
-      loop_.release(p);
+      sock_.loop().release(p);
       return;
     }
     handler_.on_data(*this, p);

@@ -132,7 +132,6 @@ class ByteStream final : private uring::StreamSocketHandler {
   void status(tls::Session::Status st);
   void fail(int err, std::string why);
 
-  uring::EventLoop& loop_;
   ByteStreamHandler& handler_;
   uring::StreamSocket sock_;
   std::unique_ptr<TlsTransport> tls_;

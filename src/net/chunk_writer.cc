@@ -9,8 +9,8 @@ bool ChunkWriter::write(const uint8_t* data, size_t len) {
   while (len > 0) {
     if (chunk_ && used_ == uring::Chunk::kSize) release();
     if (!chunk_) {
-      chunk_ = loop_.new_chunk();
-      start_ = used_ = 0;
+      chunk_ = loop_.take_write_chunk(&used_);
+      start_ = used_;
       if (!chunk_) return false;
     }
     const auto n = static_cast<uint32_t>(std::min<size_t>(len, uring::Chunk::kSize - used_));
@@ -35,9 +35,7 @@ void ChunkWriter::release() {
 
 void ChunkWriter::drop() {
   if (!chunk_) return;
-  uring::IoBuf own;
-  own.chunk = chunk_;
-  loop_.release(own);
+  loop_.give_back_write_chunk(chunk_, used_);
   chunk_ = nullptr;
 }
 

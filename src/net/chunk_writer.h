@@ -2,6 +2,9 @@
 // blocks, SETTINGS...) copied into worker chunks and handed to a ByteStream
 // as slices, so that many frames of one flush leave in one send. Bulk body
 // bytes never go through it: they are sent as the IoBufs they arrived in.
+// A released chunk's room goes back to the loop for the next writer
+// (EventLoop::take_write_chunk), so writers that each send a few bytes share
+// chunks.
 #pragma once
 
 #include <cstddef>

@@ -39,6 +39,8 @@ void Worker::run(RuntimePtr rt) {
   uring::LoopOptions lo;
   lo.buffers.count = g.buffer_count;
   lo.buffers.size = g.buffer_size;
+  // A client socket per session, and about as many toward endpoints.
+  lo.owners = 2 * size_t{g.max_sessions} + 1024;
   auto loop = uring::EventLoop::create(lo);
   if (!loop) {
     EGW_LOG(error, "worker {}: cannot create its io_uring event loop: {}", index_,

@@ -20,6 +20,16 @@ BUILD = os.environ.get("EGW_BUILD_DIR", os.path.join(ROOT, "build"))
 BINARY = os.path.join(BUILD, "expressgateway")
 
 
+def sanitized_build():
+    """The binaries under test are the ASan + UBSan build (whose allocator
+    keeps freed memory in quarantine: RSS bounds do not apply)."""
+    try:
+        with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
+            return "CMAKE_BUILD_TYPE:STRING=Sanitize" in f.read()
+    except OSError:
+        return False
+
+
 def wait_until(pred, timeout=10.0, interval=0.02, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from egwtest import Gateway, pattern, wait_until
+from egwtest import Gateway, pattern, sanitized_build, wait_until
 from h2test import (CONTINUATION, DATA, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, HEADERS,
                     NO_ERROR, PING, PROTOCOL_ERROR, RST_STREAM, SETTINGS, H2Client, RawH2, Stream,
                     frame)
@@ -284,6 +284,39 @@ def test_a_client_that_reads_nothing_of_many_streams_holds_bounded_memory(gw, ba
     # Unbounded, 60 streams of 10 MiB would be 600 MiB.
     assert grown < 16 * 1024, f"proxy grew {grown} KiB for one client reading nothing"
     raw.close()
+
+
+def test_connections_idle_before_a_request_hold_little_and_then_serve(gw, backend):
+    # Before its first request a connection holds no nghttp2 session: 1,000
+    # of them cost the proxy under 4 KiB each (a session is about 20 KB).
+    probe_still_answers(gw)
+    before = rss_kib(gw.proc.pid)
+    n = 1000
+    raws = [RawH2(gw.address("web")) for _ in range(n)]
+
+    def got_settings(r):
+        return any(t == SETTINGS and not f & 0x1 for t, f, _, _ in r.frames)
+    for r in raws:  # reads the proxy's SETTINGS and acknowledges them
+        assert r.read_until(got_settings, timeout=10)
+    time.sleep(1.0)
+    grown = rss_kib(gw.proc.pid) - before
+    if not sanitized_build():
+        assert grown < n * 4, f"{n} idle HTTP/2 connections grew the proxy by {grown} KiB"
+    # The session each gets back serves as the first would have: a PING,
+    # then a request; neither SETTINGS nor any answer comes twice.
+    some = raws[:50]
+    for r in some:
+        r.send(frame(PING, 0, 0, b"idle-png"))
+        r.send(frame(HEADERS, END_STREAM | END_HEADERS, 1, r.headers_block("/hello")))
+    for r in some:
+        assert r.read_until(lambda r: r.ended(1), timeout=10), r.frames
+        assert r.body(1) == b"hello"
+        assert sum(1 for t, f, _, _ in r.frames if t == SETTINGS and not f & 0x1) == 1
+        assert sum(1 for t, f, _, _ in r.frames if t == PING) == 1
+        assert r.goaway_code() is None
+    for r in raws:
+        r.close()
+    probe_still_answers(gw)
 
 
 def test_nghttp_multiplexes_many_streams(gw, backend):

@@ -1,6 +1,7 @@
 // StreamSocket and the loop's receive machinery over real loopback sockets.
 #include "uring/stream_socket.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <atomic>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "egw/clock.h"
 #include "tests/support/test_util.h"
@@ -297,6 +299,126 @@ TEST(StreamSocket, BuffersOutlivingTheirSocketAreReleasedSafely) {
   s2.close();
   ASSERT_TRUE(run_until(**loop, [&] { return echo.released; }));
   EXPECT_EQ((*loop)->buffers().in_use(), 0u);
+}
+
+// Receivers parked on ENOBUFS wait in the loop's queue by slot and
+// generation: one closed and freed while it waits is skipped (under ASan a
+// call to it would be a use-after-free; in any build its slot is empty), and
+// the one parked after it is still re-armed and gets its bytes.
+TEST(StreamSocket, ParkedReceiverFreedWhileWaitingIsSkippedAndTheNextIsRearmed) {
+  SKIP_WITHOUT_URING();
+  if (!features().multishot_recv)
+    GTEST_SKIP() << "kernel lacks multishot recv (no ENOBUFS parking)";
+  auto loop = EventLoop::create(test::small_loop_options(8, 4096));
+  ASSERT_TRUE(loop);
+  EventLoop& lp = **loop;
+  auto l = test::listen_loopback();
+  struct Holder : EchoHandler {
+    using EchoHandler::EchoHandler;
+    std::vector<IoBuf> held;
+    bool keep = true;
+    void on_data(StreamSocket&, const IoBuf& b) override {
+      received += b.len;
+      if (keep) {
+        held.push_back(b);
+      } else {
+        StreamSocket::release(b);
+      }
+    }
+  };
+  struct Side {
+    UniqueFd client;
+    Holder h{0};
+    std::unique_ptr<StreamSocket> sock;
+  };
+  auto open_side = [&](Side& side) {
+    side.client = test::connect_blocking(l.addr);
+    UniqueFd conn(::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    ASSERT_TRUE(conn);
+    side.sock = std::make_unique<StreamSocket>(lp, side.h);
+    side.sock->set_max_held(64);
+    side.sock->open(std::move(conn));
+    side.sock->start_recv();
+  };
+  Side a, b, c;
+  open_side(a);
+  open_side(b);
+  open_side(c);
+  b.h.keep = false;
+  c.h.keep = false;
+  // A takes every buffer of the ring and keeps them; it parks with more to read.
+  std::vector<uint8_t> data(64 << 10, 'a');
+  ASSERT_EQ(::write(a.client.get(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  ASSERT_TRUE(run_until(lp, [&] { return a.h.held.size() == 8 && lp.counters().enobufs >= 1; }));
+  // B, then C, find the ring dry and park behind A.
+  ASSERT_EQ(::write(b.client.get(), "bbbb", 4), 4);
+  ASSERT_TRUE(run_until(lp, [&] { return lp.counters().enobufs >= 2; }));
+  ASSERT_EQ(::write(c.client.get(), "cccccc", 6), 6);
+  ASSERT_TRUE(run_until(lp, [&] { return lp.counters().enobufs >= 3; }));
+  EXPECT_EQ(lp.counters().rearms, 0u);
+  // B goes away while it waits.
+  b.sock->close();
+  ASSERT_TRUE(run_until(lp, [&] { return b.h.released; }));
+  b.sock.reset();
+  // A lets go: the queue runs, skips B, re-arms A and C.
+  a.h.keep = false;
+  for (auto& buf : a.h.held)
+    StreamSocket::release(buf);
+  a.h.held.clear();
+  ASSERT_TRUE(run_until(lp, [&] { return c.h.received == 6 && a.h.received == data.size(); }));
+  EXPECT_GE(lp.counters().rearms, 2u);
+  EXPECT_EQ(b.h.received, 0u);
+  EXPECT_EQ(lp.counters().stale_cqes, 0u);
+  for (Side* side : {&a, &c}) {
+    side->sock->close();
+    ASSERT_TRUE(run_until(lp, [&] { return side->h.released; }));
+  }
+  EXPECT_EQ(lp.buffers().in_use(), 0u);
+}
+
+// The loop keeps each queued connect's address and timespec only until the
+// kernel has taken the SQEs in. 300 connects queued in one go (more than it
+// keeps at once, which forces submits on the way) to three listeners: every
+// one reaches the listener it named.
+TEST(StreamSocket, ManyConnectsQueuedAtOnceEachReachTheirOwnAddress) {
+  SKIP_WITHOUT_URING();
+  auto loop = EventLoop::create(test::small_loop_options(16, 4096));
+  ASSERT_TRUE(loop);
+  constexpr int kListeners = 3;
+  constexpr int kPerListener = 100;
+  std::vector<test::Listener> ls;
+  for (int i = 0; i < kListeners; ++i)
+    ls.push_back(test::listen_loopback(256));
+  std::vector<std::unique_ptr<EchoHandler>> hs;
+  std::vector<std::unique_ptr<StreamSocket>> socks;
+  for (int i = 0; i < kListeners * kPerListener; ++i) {
+    hs.push_back(std::make_unique<EchoHandler>(0));
+    socks.push_back(std::make_unique<StreamSocket>(**loop, *hs.back()));
+    ASSERT_TRUE(socks.back()->connect(ls[static_cast<size_t>(i % kListeners)].addr, 5000));
+  }
+  ASSERT_TRUE(run_until(**loop, [&] {
+    for (auto& h : hs)
+      if (h->connect_err == -1) return false;
+    return true;
+  }));
+  for (auto& h : hs)
+    EXPECT_EQ(h->connect_err, 0);
+  // Each listener holds exactly its own hundred (the kernel completed the
+  // handshakes; accept them without blocking).
+  for (auto& l : ls) {
+    ASSERT_EQ(::fcntl(l.fd.get(), F_SETFL, O_NONBLOCK), 0);
+    int accepted = 0;
+    while (UniqueFd fd{::accept4(l.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)})
+      ++accepted;
+    EXPECT_EQ(accepted, kPerListener);
+  }
+  for (auto& s : socks)
+    s->close();
+  ASSERT_TRUE(run_until(**loop, [&] {
+    for (auto& h : hs)
+      if (!h->released) return false;
+    return true;
+  }));
 }
 
 // An owner that only counts what reaches it.

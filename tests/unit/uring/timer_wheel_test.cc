@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <utility>
 #include <vector>
 
 namespace egw::uring {
@@ -101,8 +102,10 @@ TEST(TimerWheel, CallbackMayRescheduleItself) {
   TimerWheel w(0);
   Timer t;
   int count = 0;
-  t.set_callback([&] {
-    if (++count < 5) w.schedule_after(t, 10);
+  // A timer's callback holds at most two pointers.
+  std::pair<TimerWheel*, Timer*> wt{&w, &t};
+  t.set_callback([&count, &wt] {
+    if (++count < 5) wt.first->schedule_after(*wt.second, 10);
   });
   w.schedule_after(t, 10);
   for (uint64_t now = 0; now <= 100; ++now)

@@ -302,5 +302,112 @@ TEST(H2Server, GracefulShutdownTakesStreamsUntilTheFinalGoaway) {
   EXPECT_EQ(h.requests.count(3), 0u);  // after the last stream: ignored
 }
 
+// An idle connection before its first request holds no nghttp2 session; the
+// one built again from the record is the same: the client's SETTINGS (here a
+// 10-byte stream window) still hold, our SETTINGS are not sent twice, and a
+// PING answered before is not answered again.
+TEST(H2Server, IdleBeforeItsFirstRequestTheSessionIsFreedAndComesBackTheSame) {
+  Harness h;
+  const std::string client_settings =
+      std::string("\x00\x04", 2) + u32(10);  // SETTINGS_INITIAL_WINDOW_SIZE = 10
+  ASSERT_EQ(h.feed(std::string(kPreface) + frame(NGHTTP2_SETTINGS, 0, 0, client_settings) +
+                   frame(NGHTTP2_PING, 0, 0, "12345678")),
+            ServerSession::Status::kOk);
+  auto fs = h.drain();
+  ASSERT_NE(find(fs, NGHTTP2_PING), nullptr);
+  // Answered, and nothing left to send: it sleeps before the client's ACK
+  // (a burst of new clients holds no session each for a round trip).
+  EXPECT_TRUE(h.ss.hibernated());
+  EXPECT_FALSE(h.ss.settings_acked());
+  ASSERT_EQ(h.feed(frame(NGHTTP2_SETTINGS, NGHTTP2_FLAG_ACK, 0)), ServerSession::Status::kOk);
+  EXPECT_TRUE(h.ss.settings_acked());
+  EXPECT_TRUE(h.ss.hibernated());  // the ACK called for no answer
+  EXPECT_TRUE(h.drain().empty());
+  EXPECT_EQ(h.ss.hibernations(), 2u);
+  EXPECT_TRUE(h.ss.want_read());
+  EXPECT_FALSE(h.ss.want_write());
+  EXPECT_FALSE(h.ss.finished());
+
+  ASSERT_EQ(h.feed(h.headers(1, {})), ServerSession::Status::kOk);
+  EXPECT_FALSE(h.ss.hibernated());
+  EXPECT_FALSE(h.ss.may_hibernate());
+  ASSERT_EQ(h.requests.count(1), 1u);
+  h.bodies[1] = std::string(100, 'x');
+  ASSERT_TRUE(h.ss.submit_response(1, 200, {}, false));
+  fs = h.drain();
+  for (const auto& f : fs) {
+    EXPECT_NE(f.type, NGHTTP2_SETTINGS) << "a SETTINGS frame again after the session came back";
+    EXPECT_NE(f.type, NGHTTP2_PING) << "the PING answered twice";
+  }
+  ASSERT_NE(find(fs, NGHTTP2_HEADERS, 1), nullptr);
+  const Frame* d = find(fs, NGHTTP2_DATA, 1);
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->payload.size(), 10u);  // the client's stream window, from before
+  // With a stream, the session stays.
+  EXPECT_FALSE(h.ss.hibernated());
+}
+
+// A PING on a hibernated session wakes it; answered, it goes back to sleep.
+TEST(H2Server, KeepAlivePingsWakeAnIdleSessionThatThenSleepsAgain) {
+  Harness h;
+  h.handshake();
+  EXPECT_TRUE(h.ss.hibernated());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(h.feed(frame(NGHTTP2_PING, 0, 0, "abcdefgh")), ServerSession::Status::kOk);
+    EXPECT_FALSE(h.ss.hibernated());
+    const auto fs = h.drain();
+    ASSERT_EQ(fs.size(), 1u);
+    EXPECT_EQ(fs[0].type, NGHTTP2_PING);
+    EXPECT_TRUE(fs[0].flags & NGHTTP2_FLAG_ACK);
+    EXPECT_TRUE(h.ss.hibernated());
+  }
+  EXPECT_EQ(h.ss.hibernations(), 4u);
+  // The glitch budget counted each PING once, not again on every replay.
+  EXPECT_EQ(h.ss.glitches(), 4u);  // the client's SETTINGS and three PINGs
+}
+
+// A client that sends more before its first request than the record holds
+// keeps its session (nothing it sent is lost).
+TEST(H2Server, ClientThatSaysMuchBeforeItsFirstRequestKeepsItsSession) {
+  Harness h;
+  h.handshake();
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_EQ(h.feed(frame(NGHTTP2_PING, 0, 0, "abcdefgh")), ServerSession::Status::kOk);
+    h.drain();
+  }
+  EXPECT_FALSE(h.ss.hibernated());
+  EXPECT_FALSE(h.ss.may_hibernate());
+  ASSERT_EQ(h.feed(h.headers(1, {})), ServerSession::Status::kOk);
+  EXPECT_EQ(h.requests.count(1), 1u);
+}
+
+// The client's GOAWAY before any request ends the connection: the session
+// does not go back to sleep (it would read on forever).
+TEST(H2Server, ClientGoawayBeforeAnyRequestEndsTheSession) {
+  Harness h;
+  h.handshake();
+  ASSERT_TRUE(h.ss.hibernated());
+  ASSERT_EQ(h.feed(frame(NGHTTP2_GOAWAY, 0, 0, u32(0) + u32(kNoError))),
+            ServerSession::Status::kOk);
+  EXPECT_FALSE(h.ss.hibernated());
+  h.drain();
+  EXPECT_FALSE(h.ss.hibernated());
+  EXPECT_TRUE(h.ss.finished());
+}
+
+// Drain: the final GOAWAY reaches a hibernated session (last stream 0).
+TEST(H2Server, GoawayReachesAHibernatedSession) {
+  Harness h;
+  h.handshake();
+  ASSERT_TRUE(h.ss.hibernated());
+  h.ss.goaway(kNoError);
+  const auto fs = h.drain();
+  ASSERT_EQ(fs.size(), 1u);
+  EXPECT_EQ(fs[0].type, NGHTTP2_GOAWAY);
+  EXPECT_EQ(fs[0].payload.substr(0, 4), u32(0));
+  EXPECT_EQ(goaway_code(fs), kNoError);
+  EXPECT_FALSE(h.ss.hibernated());
+}
+
 }  // namespace
 }  // namespace egw::proto::h2
