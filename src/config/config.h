@@ -118,6 +118,8 @@ struct ClusterConfig {
   uint32_t h2_max_requests = 0;      // streams per connection over its life; 0: no limit
   uint32_t h2_max_age_ms = 0;        // 0: no limit
   uint32_t h2_ping_idle_ms = 10000;  // PING a connection this quiet before reusing it; 0: never
+  uint32_t h2_initial_window = 1u << 20;      // response body per stream before we credit it
+  uint32_t h2_connection_window = 16u << 20;  // and per connection
   std::optional<TlsClusterConfig> tls;
   SourceLoc loc;
 };

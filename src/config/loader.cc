@@ -240,6 +240,12 @@ constexpr KeySpec kClusterKeys[] = {
      "h2: a connection older than this takes no new stream (0 = no limit)"},
     {"h2_ping_idle_ms", Kind::kInt, "10000",
      "h2: a connection quiet this long is PINGed before a new stream goes on it (0 = never)"},
+    {"h2_initial_window_bytes", Kind::kInt, "1048576",
+     "h2: response body an endpoint may send on one stream before we credit it "
+     "(SETTINGS_INITIAL_WINDOW_SIZE); also what one paused stream may hold"},
+    {"h2_connection_window_bytes", Kind::kInt, "16777216",
+     "h2: response body an endpoint may send on one connection, all streams together, before "
+     "we credit it"},
     {"tls", Kind::kTable, "", "TLS to the endpoints (keys below)"},
 };
 
@@ -591,6 +597,8 @@ void read_cluster(Context& ctx, const toml::table& t, size_t index, ClusterConfi
   c.h2_max_requests = r.u32("h2_max_requests_per_connection", 0, 1'000'000'000);
   c.h2_max_age_ms = r.u32("h2_max_connection_age_ms", 0, 86'400'000 * 7);
   c.h2_ping_idle_ms = r.u32("h2_ping_idle_ms", 0, 86'400'000);
+  c.h2_initial_window = r.u32("h2_initial_window_bytes", 65535, (1u << 31) - 1);
+  c.h2_connection_window = r.u32("h2_connection_window_bytes", 65535, (1u << 31) - 1);
   if (const toml::table* tls = r.table("tls")) {
     read_tls_cluster(ctx, *tls, where + " tls", c.tls.emplace());
   }

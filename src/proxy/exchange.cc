@@ -157,6 +157,8 @@ void Exchange::connect_to(int endpoint) {
     opt.ping_idle_ms = cc.h2_ping_idle_ms;
     opt.connect_timeout_ms = connect_timeout;
     opt.idle_timeout_ms = cc.keep_alive_timeout_ms;
+    opt.initial_window = cc.h2_initial_window;
+    opt.connection_window = cc.h2_connection_window;
     bool fresh = false;
     upstream::H2Stream* s =
         ctx_.h2_pool(ep_ptr, cluster_->tls).open_stream(this, opt, cluster_->tls, &fresh);

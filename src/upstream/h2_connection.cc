@@ -257,7 +257,7 @@ H2Connection::H2Connection(H2Pool& pool, uint64_t id)
       ep_(pool.ep_),
       opt_(pool.opt_),
       sock_(loop_, *this),
-      cs_(*this, h2::ClientSettings{}),
+      cs_(*this, h2::ClientSettings{pool.opt_.initial_window, pool.opt_.connection_window}),
       out_(loop_, sock_),
       id_(id) {
   timer_.set_callback([this] { on_timer(); });

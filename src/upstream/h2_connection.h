@@ -67,7 +67,9 @@ struct H2Options {
   uint32_t max_age_ms = 0;        // (0: no limit)
   uint32_t ping_idle_ms = 10000;  // PING before reuse after this long without input (0: never)
   uint32_t connect_timeout_ms = 2000;
-  uint32_t idle_timeout_ms = 30000;  // a connection without streams is closed after this
+  uint32_t idle_timeout_ms = 30000;        // a connection without streams is closed after this
+  uint32_t initial_window = 1u << 20;      // the windows we grant the endpoint: per stream
+  uint32_t connection_window = 16u << 20;  // and per connection
 };
 
 class H2Stream final : public Stream {

@@ -71,6 +71,9 @@ class H2Backend:
         self.max_open = 0       # most streams open at once on one connection
         self.refused = set()
         self.pings = 0
+        # What each connection's client granted, seen at its first request:
+        # (SETTINGS_INITIAL_WINDOW_SIZE, connection window).
+        self.client_windows = []
         self.stopping = False
         self.threads = []
         t = threading.Thread(target=self._accept, daemon=True)
@@ -235,6 +238,11 @@ class H2Backend:
                     break
                 for ev in events:
                     if isinstance(ev, h2.events.RequestReceived):
+                        if not streams:
+                            with self.lock:
+                                self.client_windows.append(
+                                    (c.remote_settings.initial_window_size,
+                                     c.outbound_flow_control_window))
                         streams[ev.stream_id] = StreamState(ev.stream_id, list(ev.headers))
                         buf_open[ev.stream_id] = True
                         with self.lock:

@@ -162,6 +162,27 @@ def test_multiplexed_on_few_connections(gateways, origin):
     assert origin.connections <= 4, origin.connections
 
 
+def test_windows_toward_the_endpoint_are_configuration(gateways, origin):
+    # Defaults: 1 MiB per stream, 16 MiB per connection.
+    g = Gateway(h2_config(origin))
+    gateways.append(g)
+    c = H2Client(g.address("web"))
+    assert c.wait(c.request("/x")).status == 200
+    c.close()
+    assert origin.client_windows[-1] == (1 << 20, 16 << 20), origin.client_windows
+    g.stop()
+    # Configured: a 64 KiB stream window and a 256 KiB connection window,
+    # and a 1 MiB body still arrives whole through them.
+    g2 = Gateway(h2_config(origin, cluster_extra="h2_initial_window_bytes = 65536\n"
+                                                  "h2_connection_window_bytes = 262144"))
+    gateways.append(g2)
+    c = H2Client(g2.address("web"))
+    s = c.wait(c.request(f"/bytes?n={1 << 20}"))
+    assert s.status == 200 and bytes(s.data) == pattern(3, 0, 1 << 20)
+    c.close()
+    assert origin.client_windows[-1] == (65536, 262144), origin.client_windows
+
+
 def test_connection_request_cap_and_age(gateways, origin):
     g = Gateway(h2_config(origin, cluster_extra="h2_max_requests_per_connection = 3"))
     gateways.append(g)
@@ -420,6 +441,9 @@ def test_config_protocol_and_alpn_are_validated(tmp_path):
                            health='[cluster.tls]\nalpn = ["http/1.1"]\n')
     rc, out = run_check(bad_alpn)
     assert rc != 0 and "alpn may list only \"h2\"" in out, out
+    small = http_config([Addr(1)], cluster_extra='protocol = "h2"\nh2_initial_window_bytes = 100')
+    rc, out = run_check(small)
+    assert rc != 0 and "h2_initial_window_bytes" in out and "65535" in out, out
     ok = http_config([Addr(1)], cluster_extra='protocol = "h2"\nh2_max_connections = 8',
                      health='[cluster.tls]\nverify = false\n')
     rc, out = run_check(ok)
