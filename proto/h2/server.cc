@@ -526,6 +526,10 @@ void ServerSession::hibernate() {
 }
 
 bool ServerSession::wake() {
+  if (!record_) {  // our GOAWAY went without a session: there is no coming back
+    failed_ = true;
+    return false;
+  }
   hibernated_ = false;
   std::unique_ptr<Record> r = std::move(record_);
   if (!create_session()) {
@@ -564,6 +568,7 @@ bool ServerSession::wake() {
 // over silently is checked here (track_stream(), PRIORITY).
 ServerSession::Status ServerSession::recv(const uint8_t* data, size_t len, uint64_t now_ms) {
   if (failed_) return Status::kClosed;
+  if (hibernated_ && goaway_) return Status::kOk;  // after our GOAWAY(0): nothing is taken
   if (hibernated_ && !wake()) return Status::kClosed;
   refill(now_ms);
   size_t fed = 0, i = 0;
@@ -657,7 +662,17 @@ bool ServerSession::feed(const uint8_t* data, size_t len) {
 }
 
 void ServerSession::send(Sink& out, size_t budget) {
-  if (!session_) return;  // hibernated (or never started): nothing to send
+  if (!session_) {
+    // Hibernated (or never started): only a GOAWAY of goaway() to send.
+    if (raw_goaway_) {
+      raw_goaway_ = false;
+      uint8_t f[17] = {0, 0, 8, NGHTTP2_GOAWAY, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+      for (int i = 0; i < 4; ++i)
+        f[13 + i] = static_cast<uint8_t>(raw_goaway_code_ >> (24 - 8 * i));
+      out.write(f, sizeof(f));
+    }
+    return;
+  }
   ssize_t rv;
   if (record_) {
     RecordingSink rec(&out, *record_);
@@ -681,11 +696,12 @@ bool ServerSession::can_hibernate() const {
 }
 
 bool ServerSession::want_write() const {
-  return session_ && nghttp2_session_want_write(session_);
+  if (!session_) return raw_goaway_;
+  return nghttp2_session_want_write(session_);
 }
 
 bool ServerSession::want_read() const {
-  if (hibernated_) return !failed_;
+  if (hibernated_) return !failed_ && !goaway_;
   return session_ && !failed_ && nghttp2_session_want_read(session_);
 }
 
@@ -839,13 +855,24 @@ void ServerSession::consume_connection(size_t n) {
 }
 
 void ServerSession::shutdown_notice() {
-  if (goaway_ || (hibernated_ && !wake()) || !session_) return;
+  // A hibernated session has no stream for the notice to protect: the
+  // final GOAWAY (goaway()) is all it needs.
+  if (goaway_ || hibernated_ || !session_) return;
   stop_recording();
   nghttp2_submit_shutdown_notice(session_);
 }
 
 void ServerSession::goaway(uint32_t error_code) {
-  if ((hibernated_ && !wake()) || !session_) return;
+  if (hibernated_) {
+    // No stream was ever opened: the final GOAWAY names stream 0, and
+    // needs no session (a drain of many idle connections builds none).
+    stop_recording();
+    goaway_ = true;
+    raw_goaway_ = true;
+    raw_goaway_code_ = error_code;
+    return;
+  }
+  if (!session_) return;
   stop_recording();
   goaway_ = true;
   nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,

@@ -178,17 +178,19 @@ class ServerSession {
 
   // Idle before its first request, a session holds no nghttp2 state. When
   // no stream was ever opened and nothing is left to send, send() or recv()
-  // frees the nghttp2 session (about 20 KB:
-  // its 16 KiB frame buffer, HPACK tables, stream map) and keeps what made
-  // it: the bytes fed to it and where our sends came between them (at most
-  // Record::kBytes; a client that sends more before its first request keeps
-  // its session). The next recv(), goaway() or shutdown_notice() builds a
-  // new session, feeds it the same bytes and sends in the same order, checks
-  // that it produced byte for byte what went out the first time (which it
-  // then drops), and goes on; a mismatch ends the connection with
-  // INTERNAL_ERROR. HPACK has no state yet at that point, so nothing else
-  // has to come back. Any other call on the session (a submit, a consume)
-  // before then ends the recording: that session stays.
+  // frees the nghttp2 session (about 20 KB: its 16 KiB frame buffer, HPACK
+  // tables, stream map) and keeps what made it: the bytes fed to it and
+  // where our sends came between them (at most Record::kBytes; a client
+  // that sends more before its first request keeps its session).
+  //
+  // The next recv() builds a new session, feeds it the same bytes and sends
+  // in the same order, checks that it produced byte for byte what went out
+  // the first time (which it then drops), and goes on; a mismatch ends the
+  // connection with INTERNAL_ERROR. HPACK has no state yet at that point,
+  // so nothing else has to come back. goaway() needs no session: it names
+  // stream 0, send() writes it, and what the client sends after it is
+  // dropped; shutdown_notice() does nothing. Any other call on the session
+  // (a submit, a consume) ends the recording: that session stays.
   bool hibernated() const { return hibernated_; }
   // No stream yet, and still recording: a send() may hibernate.
   bool may_hibernate() const { return record_ != nullptr; }
@@ -296,6 +298,8 @@ class ServerSession {
   bool failed_ = false;
   bool deleting_ = false;
   bool hibernated_ = false;
+  bool raw_goaway_ = false;  // goaway() on a hibernated session: send() writes it
+  uint32_t raw_goaway_code_ = 0;
   bool replaying_ = false;  // wake(): our callbacks count nothing twice
 };
 

@@ -663,6 +663,33 @@ def test_drain_lets_streams_in_flight_finish(gateways, backend):
     raw.close()
 
 
+def test_drain_of_connections_without_a_request_builds_no_session(gateways, backend):
+    # Idle connections that never sent a request get the final GOAWAY at
+    # once (last stream 0, no notice: nothing of theirs can be in flight),
+    # written without building their HTTP/2 session again.
+    g = Gateway(http_config([backend]))
+    gateways.append(g)
+    probe_still_answers(g)
+    n = 500
+    raws = [RawH2(g.address("web")) for _ in range(n)]
+    for r in raws:
+        assert r.read_until(lambda r: any(t == SETTINGS for t, _, _, _ in r.frames), timeout=10)
+    time.sleep(0.5)
+    before = rss_kib(g.proc.pid)
+    g.proc.send_signal(signal.SIGTERM)
+    for r in raws:
+        assert r.read_until(lambda r: r.goaways(), timeout=10), r.frames
+        assert r.goaways() == [(0, NO_ERROR)], r.goaways()
+    grown = rss_kib(g.proc.pid) - before  # still lingering for the clients' FINs
+    if not sanitized_build():
+        assert grown < n * 4, f"the drain of {n} idle connections grew the proxy by {grown} KiB"
+    for r in raws:
+        r.read_until(lambda r: r.eof, timeout=10)
+        assert r.eof
+        r.close()
+    assert g.proc.wait(timeout=15) == 0
+
+
 # --- conformance -------------------------------------------------------------------------------
 
 def h2spec_binary():

@@ -395,18 +395,30 @@ TEST(H2Server, ClientGoawayBeforeAnyRequestEndsTheSession) {
   EXPECT_TRUE(h.ss.finished());
 }
 
-// Drain: the final GOAWAY reaches a hibernated session (last stream 0).
+// Drain and timeouts: the final GOAWAY of a hibernated session (last stream 0).
 TEST(H2Server, GoawayReachesAHibernatedSession) {
   Harness h;
   h.handshake();
   ASSERT_TRUE(h.ss.hibernated());
-  h.ss.goaway(kNoError);
+  h.ss.shutdown_notice();  // nothing to protect: no stream was ever opened
+  EXPECT_FALSE(h.ss.want_write());
+  h.ss.goaway(kSettingsTimeout);
+  EXPECT_TRUE(h.ss.want_write());
   const auto fs = h.drain();
   ASSERT_EQ(fs.size(), 1u);
   EXPECT_EQ(fs[0].type, NGHTTP2_GOAWAY);
   EXPECT_EQ(fs[0].payload.substr(0, 4), u32(0));
-  EXPECT_EQ(goaway_code(fs), kNoError);
-  EXPECT_FALSE(h.ss.hibernated());
+  EXPECT_EQ(goaway_code(fs), kSettingsTimeout);
+  // Written without building a session (a drain of many idle connections
+  // allocates nothing), and the connection is over.
+  EXPECT_TRUE(h.ss.hibernated());
+  EXPECT_EQ(h.ss.hibernations(), 1u);
+  EXPECT_TRUE(h.ss.goaway_sent());
+  EXPECT_TRUE(h.ss.finished());
+  // A request racing the GOAWAY is not taken.
+  EXPECT_EQ(h.feed(h.headers(1, {})), ServerSession::Status::kOk);
+  EXPECT_EQ(h.requests.count(1), 0u);
+  EXPECT_TRUE(h.drain().empty());
 }
 
 }  // namespace
