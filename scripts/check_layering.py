@@ -137,6 +137,7 @@ KNOWN_EXCEPTIONS = {
     ("src/downstream/h1_session.cc", "src/server/worker.h"),
     ("src/downstream/h2_session.cc", "src/server/worker.h"),
     ("src/downstream/tcp_session.cc", "src/server/worker.h"),
+    ("src/downstream/proxy_reader.cc", "src/server/worker.h"),
 }
 
 

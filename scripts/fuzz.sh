@@ -19,6 +19,7 @@ for target in tests/fuzz/*_fuzz.cc; do
   case "$name" in
     h1_*) sources=(proto/h1/*.cc proto/http/*.cc) ;;
     tls_sniff_*) sources=(proto/tls_sniff/*.cc) ;;
+    proxy_protocol_*) sources=(proto/proxy_protocol/*.cc) ;;
     h2_*) sources=(proto/h2/*.cc proto/http/*.cc) ;;
     *) echo "fuzz: no sources known for $name" >&2; exit 1 ;;
   esac

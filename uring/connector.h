@@ -38,6 +38,7 @@ class Connector final : public Owner {
   bool connecting() const { return connecting_; }
   // The connected socket, after on_connect_done(…, 0).
   UniqueFd take_fd() { return std::move(fd_); }
+  int fd() const { return fd_.get(); }
   // Abandons any attempt in flight; on_connector_released() follows.
   void close();
 

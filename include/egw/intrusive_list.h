@@ -48,6 +48,11 @@ class IntrusiveList {
   void push_front(T& item) { insert_before(head_.next, item); }
   T* front() { return empty() ? nullptr : owner(head_.next); }
   T* back() { return empty() ? nullptr : owner(head_.prev); }
+  // The element before `item` (linked here), or null at the front.
+  T* prev(T& item) {
+    ListNode* p = (item.*Node).prev;
+    return p == &head_ ? nullptr : owner(p);
+  }
   T* pop_front() {
     if (empty()) return nullptr;
     ListNode* n = head_.next;

@@ -46,6 +46,7 @@ struct HealthCheckConfig {
   std::string path = "/";        // http
   uint32_t expect_status = 200;  // http
   bool h2 = false;               // http: spoken in HTTP/2 (the cluster's protocol = "h2")
+  uint8_t proxy_version = 0;     // the cluster's send_proxy: 1 or 2 sends a LOCAL header first
 };
 
 // TLS termination on a listener.
@@ -120,6 +121,9 @@ struct ClusterConfig {
   uint32_t h2_ping_idle_ms = 10000;  // PING a connection this quiet before reusing it; 0: never
   uint32_t h2_initial_window = 1u << 20;      // response body per stream before we credit it
   uint32_t h2_connection_window = 16u << 20;  // and per connection
+  // A PROXY protocol header in front of every connection to the endpoints
+  // (health checks send a LOCAL one).
+  enum class SendProxy : uint8_t { kOff, kV1, kV2 } send_proxy = SendProxy::kOff;
   std::optional<TlsClusterConfig> tls;
   SourceLoc loc;
 };
@@ -165,6 +169,15 @@ struct RouteConfig {
   HeaderRulesConfig response_headers;
   // CONNECT is answered 405 unless the route that matched allows it.
   bool allow_connect = false;
+  SourceLoc loc;
+};
+
+// PROXY protocol (v1 or v2) from an L4 balancer in front: every connection
+// starts with the header, and the address it carries is the client's
+// everywhere (routing, X-Forwarded-For, balancing by source, logs).
+struct ProxyProtocolConfig {
+  std::vector<std::string> trusted;  // CIDRs whose headers are believed; others are closed
+  uint32_t timeout_ms = 5000;        // for the whole header
   SourceLoc loc;
 };
 
@@ -214,6 +227,7 @@ struct ListenerConfig {
   // tcp: routes on the ClientHello's server name (TLS passthrough).
   std::vector<RouteConfig> routes;
   std::optional<TlsListenerConfig> tls;
+  std::optional<ProxyProtocolConfig> proxy_protocol;  // set: a header is expected
   SourceLoc loc;
 };
 

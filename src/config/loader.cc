@@ -72,6 +72,9 @@ constexpr KeySpec kListenerKeys[] = {
     {"client_idle_timeout_ms", Kind::kInt, "60000",
      "close a session after this long without a byte either way"},
     {"tls", Kind::kTable, "", "TLS termination (keys below)"},
+    {"proxy_protocol", Kind::kTable, "",
+     "every connection starts with a PROXY protocol header (v1 or v2) from a balancer in "
+     "front (keys below)"},
     {"route", Kind::kArrayOfTables, "",
      "http: routes (below); tcp: routes on the TLS server name, match = { sni = [...] }"},
 };
@@ -103,6 +106,15 @@ constexpr KeySpec kTlsListenerKeys[] = {
     {"ktls", Kind::kBool, "true",
      "no effect yet, accepted for forward compatibility: sessions are not handed to kernel TLS "
      "(the start-up feature report says whether the kernel has it)"},
+};
+
+constexpr KeySpec kProxyProtocolKeys[] = {
+    {"accept", Kind::kBool, "true", "expect the header (false: the table is ignored)"},
+    {"trusted", Kind::kStringOrList, "",
+     "required: the networks whose headers are believed (CIDRs or addresses); a connection "
+     "from anywhere else is closed; [\"0.0.0.0/0\", \"::/0\"] believes any",
+     "[\"10.0.0.0/8\"]"},
+    {"timeout_ms", Kind::kInt, "5000", "the whole header must arrive within this"},
 };
 
 constexpr KeySpec kTlsCertKeys[] = {
@@ -246,6 +258,10 @@ constexpr KeySpec kClusterKeys[] = {
     {"h2_connection_window_bytes", Kind::kInt, "16777216",
      "h2: response body an endpoint may send on one connection, all streams together, before "
      "we credit it"},
+    {"send_proxy", Kind::kString, "\"off\"",
+     "off | v1 | v2: a PROXY protocol header before every connection's first byte (v2 carries "
+     "ALPN, SNI and TLS details where we terminated TLS); health checks send a LOCAL header; "
+     "an HTTP/1.1 connection is then reused only for the client connection it was opened for"},
     {"tls", Kind::kTable, "", "TLS to the endpoints (keys below)"},
 };
 
@@ -599,6 +615,21 @@ void read_cluster(Context& ctx, const toml::table& t, size_t index, ClusterConfi
   c.h2_ping_idle_ms = r.u32("h2_ping_idle_ms", 0, 86'400'000);
   c.h2_initial_window = r.u32("h2_initial_window_bytes", 65535, (1u << 31) - 1);
   c.h2_connection_window = r.u32("h2_connection_window_bytes", 65535, (1u << 31) - 1);
+  if (const std::string sp = r.string("send_proxy"); sp == "v1") {
+    c.send_proxy = ClusterConfig::SendProxy::kV1;
+  } else if (sp == "v2") {
+    c.send_proxy = ClusterConfig::SendProxy::kV2;
+  } else if (sp != "off") {
+    ctx.error(r.loc("send_proxy"), "send_proxy '{}' in {} is not one of off, v1, v2", sp, where);
+  }
+  c.health_check.proxy_version = static_cast<uint8_t>(c.send_proxy);
+  if (c.send_proxy != ClusterConfig::SendProxy::kOff &&
+      c.http_protocol == ClusterConfig::HttpProtocol::kH2) {
+    ctx.error(r.loc("send_proxy"),
+              "send_proxy in {} cannot be used with protocol = \"h2\": an HTTP/2 connection "
+              "carries many clients' streams, and its header could name only one",
+              where);
+  }
   if (const toml::table* tls = r.table("tls")) {
     read_tls_cluster(ctx, *tls, where + " tls", c.tls.emplace());
   }
@@ -959,6 +990,35 @@ void read_tls_cluster(Context& ctx, const toml::table& t, const std::string& whe
   check_readable(ctx, tls.key, r.loc("key"), "key file");
 }
 
+void read_proxy_protocol(Context& ctx, const toml::table& t, const std::string& where,
+                         std::optional<ProxyProtocolConfig>& out) {
+  Reader r(ctx, t, where, kProxyProtocolKeys);
+  ProxyProtocolConfig pp;
+  pp.loc = r.table_loc();
+  pp.timeout_ms = r.u32("timeout_ms", 1, 3'600'000);
+  const bool accept = r.boolean("accept");
+  if (!r.node("trusted")) {
+    ctx.error(pp.loc,
+              "missing required key 'trusted' in {}: the networks whose PROXY headers are "
+              "believed, e.g. trusted = [\"10.0.0.0/8\"] ([\"0.0.0.0/0\", \"::/0\"] believes "
+              "any source)",
+              where);
+  }
+  read_string_list(ctx, r, "trusted", pp.trusted);
+  if (r.node("trusted") && pp.trusted.empty()) {
+    ctx.error(r.loc("trusted"), "'trusted' in {} is an empty list: no connection could pass",
+              where);
+  }
+  for (const std::string& c : pp.trusted) {
+    if (!valid_cidr(c)) {
+      ctx.error(r.loc("trusted"),
+                "bad network '{}' in {}: expected a CIDR like \"10.0.0.0/8\" or an address", c,
+                where);
+    }
+  }
+  if (accept) out = std::move(pp);
+}
+
 void read_listener(Context& ctx, const toml::table& t, size_t index, ListenerConfig& l) {
   const std::string where = section_name(t, "listener", index);
   Reader r(ctx, t, where, all_listener_keys());
@@ -1007,6 +1067,9 @@ void read_listener(Context& ctx, const toml::table& t, size_t index, ListenerCon
   h.http2_stall_timeout_ms = r.u32("http2_stall_timeout_ms", 100, 86'400'000);
   if (const toml::table* tls = r.table("tls")) {
     read_tls_listener(ctx, *tls, where + " tls", l.tls.emplace());
+  }
+  if (const toml::table* pp = r.table("proxy_protocol")) {
+    read_proxy_protocol(ctx, *pp, where + " proxy_protocol", l.proxy_protocol);
   }
   if (const toml::array* routes = r.array("route", Kind::kArrayOfTables)) {
     for (size_t i = 0; i < routes->size(); ++i) {
@@ -1300,6 +1363,10 @@ std::string example_config() {
       "# TLS termination (add to any listener; the files must exist):\n"
       "#   [listener.tls]\n";
   emit_commented_keys(out, kTlsListenerKeys);
+  out +=
+      "# PROXY protocol from a balancer in front (add to any listener):\n"
+      "#   [listener.proxy_protocol]\n";
+  emit_commented_keys(out, kProxyProtocolKeys);
   out += "# Route keys:\n";
   for (const auto& s : kRouteKeys)
     out += fmt::format("#   {}: {}\n", s.name, s.doc);

@@ -6,16 +6,20 @@
 #include "egw/log.h"
 #include "src/downstream/h1_session.h"
 #include "src/downstream/h2_session.h"
+#include "src/downstream/proxy_reader.h"
 #include "src/server/worker.h"
 
 namespace egw::downstream {
 
 using uring::IoBuf;
 
-proxy::Client client_of(net::ByteStream& stream, const SocketAddress& peer, uint64_t hash) {
+proxy::Client client_of(net::ByteStream& stream, const SocketAddress& peer, uint64_t hash,
+                        net::Destination& dst) {
   proxy::Client client;
   client.peer = &peer;
   client.hash = hash;
+  client.stream = &stream;
+  client.dst = &dst;
   if (tls::Session* t = stream.tls_session()) {
     client.tls = true;
     client.subject = t->peer_subject();
@@ -24,13 +28,18 @@ proxy::Client client_of(net::ByteStream& stream, const SocketAddress& peer, uint
 }
 
 Connection::Connection(server::Worker& worker, server::WorkerSnapshot& snap, size_t listener,
-                       UniqueFd fd)
+                       UniqueFd fd, const Proxied* proxied)
     : worker_(worker),
       snap_(snap),
       stream_(worker.loop(), *this),
       accept_ns_(clock::cached_ns()),
       listener_(static_cast<uint32_t>(listener)) {
-  if (auto p = SocketAddress::peer_of(fd.get())) peer_ = *p;
+  if (proxied) {
+    peer_ = proxied->src;
+    dst_.set(proxied->dst);
+  } else if (auto p = SocketAddress::peer_of(fd.get())) {
+    peer_ = *p;
+  }
   hash_ = upstream::hash_client(peer_);
   timer_.set_callback([this] { on_timer(); });
   const auto& ctx = snap.runtime->listener_tls[listener];
@@ -53,7 +62,7 @@ void Connection::start() {
 bool Connection::choose(Kind k) {
   worker_.loop().timers().cancel(timer_);
   kind_ = k;
-  const ClientConn conn{stream_, timer_, peer_, hash_, accept_ns_};
+  const ClientConn conn{stream_, timer_, peer_, dst_, hash_, accept_ns_};
   if (k == Kind::kH2) {
     H2Session* s = worker_.h2_sessions().create(worker_, snap_, listener_, conn);
     if (!s) {

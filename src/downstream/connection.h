@@ -19,6 +19,7 @@
 #include "egw/unique_fd.h"
 #include "src/downstream/session.h"
 #include "src/net/byte_stream.h"
+#include "src/net/proxy_header.h"
 #include "uring/timer_wheel.h"
 
 namespace egw::server {
@@ -51,20 +52,27 @@ struct ClientConn {
   net::ByteStream& stream;
   uring::Timer& timer;  // the codec sets its callback
   const SocketAddress& peer;
+  net::Destination& dst;
   uint64_t hash = 0;
   uint64_t accept_ns = 0;  // when it was accepted (the first request's start)
 };
 
 // What an exchange knows of the client behind `stream`: its address and
-// hash, TLS, and the verified certificate subject (mTLS).
-proxy::Client client_of(net::ByteStream& stream, const SocketAddress& peer, uint64_t hash);
+// hash, where it connected to, TLS, and the verified certificate subject
+// (mTLS).
+proxy::Client client_of(net::ByteStream& stream, const SocketAddress& peer, uint64_t hash,
+                        net::Destination& dst);
+
+struct Proxied;
 
 class Connection final : public Session, private net::ByteStreamHandler {
  public:
   // The HTTP/2 connection preface (RFC 9113 §3.4).
   static constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-  Connection(server::Worker& worker, server::WorkerSnapshot& snap, size_t listener, UniqueFd fd);
+  // `proxied`: the addresses of the connection's PROXY header, if it had one.
+  Connection(server::Worker& worker, server::WorkerSnapshot& snap, size_t listener, UniqueFd fd,
+             const Proxied* proxied = nullptr);
   ~Connection() override;
 
   void start();
@@ -91,6 +99,7 @@ class Connection final : public Session, private net::ByteStreamHandler {
   net::ByteStream stream_;
   uring::Timer timer_;
   SocketAddress peer_;
+  net::Destination dst_;
   uint64_t hash_ = 0;
   uint64_t accept_ns_;
   Codec* codec_ = nullptr;

@@ -59,6 +59,7 @@ H1Session::H1Session(server::Worker& worker, server::WorkerSnapshot& snap, size_
       listener_(*snap.http_listeners[listener]),
       client_(conn.stream),
       peer_(conn.peer),
+      dst_(conn.dst),
       hash_(conn.hash),
       in_(worker.loop()),
       timer_(conn.timer),
@@ -228,7 +229,7 @@ void H1Session::begin_exchange() {
       return;
     }
   }
-  const proxy::Client client = client_of(client_, peer_, hash_);
+  const proxy::Client client = client_of(client_, peer_, hash_, dst_);
   proxy::Downstream& down = *this;
   ex_ = worker_.exchanges().create(worker_, listener_, down, client);
   if (!ex_) {

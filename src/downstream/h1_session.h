@@ -130,6 +130,7 @@ class H1Session final : public Codec, private proxy::Downstream {
   const proxy::ListenerView& listener_;
   net::ByteStream& client_;
   const SocketAddress& peer_;
+  net::Destination& dst_;
   uint64_t hash_ = 0;
   uring::IoQueue in_;
   uring::Timer& timer_;

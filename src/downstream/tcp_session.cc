@@ -8,6 +8,7 @@
 #include "egw/clock.h"
 #include "egw/log.h"
 #include "proto/tls_sniff/client_hello.h"
+#include "src/downstream/proxy_reader.h"
 #include "src/route/router.h"
 #include "src/server/worker.h"
 #include "uring/copy_relay.h"
@@ -16,7 +17,7 @@
 namespace egw::downstream {
 
 TcpSession::TcpSession(server::Worker& worker, server::WorkerSnapshot& snap, size_t listener,
-                       UniqueFd client)
+                       UniqueFd client, const Proxied* proxied)
     : worker_(worker),
       snap_(snap),
       listener_(snap.runtime->config->listeners[listener]),
@@ -25,7 +26,12 @@ TcpSession::TcpSession(server::Worker& worker, server::WorkerSnapshot& snap, siz
       attempt_(worker, *this),
       connector_(worker.loop(), *this),
       poller_(worker.loop(), *this) {
-  if (auto p = SocketAddress::peer_of(client_.get())) peer_ = *p;
+  if (proxied) {
+    peer_ = proxied->src;
+    dst_.set(proxied->dst);
+  } else if (auto p = SocketAddress::peer_of(client_.get())) {
+    peer_ = *p;
+  }
   hash_ = upstream::hash_client(peer_);
   timer_.set_callback([this] { on_timer(); });
   accept_ns_ = clock::cached_ns();
@@ -36,6 +42,9 @@ TcpSession::~TcpSession() {
 }
 
 void TcpSession::start() {
+  // The socket moves on below (TLS relay): its address is read now if a
+  // PROXY header toward an endpoint may need it.
+  if (snap_.runtime->listeners[listener_index_].sends_proxy) dst_.get(client_.get());
   if (const auto& ctx = snap_.runtime->listener_tls[listener_index_]) {
     // Terminate TLS: the handshake comes first.
     state_ = State::kHandshake;
@@ -196,7 +205,13 @@ void TcpSession::on_connect_done(uring::Connector& c, int err) {
   if (state_ != State::kConnecting) return;
   if (err == 0) {
     attempt_.connect_succeeded();
-    start_relay(c.take_fd());
+    UniqueFd up = c.take_fd();
+    if (!send_proxy_header(up.get())) {
+      c.close();
+      fail("PROXY header");
+      return;
+    }
+    start_relay(std::move(up));
     c.close();  // its job is done; on_connector_released() follows
     return;
   }
@@ -212,6 +227,19 @@ void TcpSession::on_connect_done(uring::Connector& c, int err) {
                       cluster_->cluster.name(), label,
                       err == ETIMEDOUT ? "timeout" : std::strerror(err), attempt_.attempts() + 1);
   fail("connect failed");
+}
+
+bool TcpSession::send_proxy_header(int fd) {
+  const auto version = cluster_->cluster.config().send_proxy;
+  if (version == config::ClusterConfig::SendProxy::kOff) return true;
+  uint8_t header[proto::proxy_protocol::kMaxWrite];
+  // dst_ was read at start (the client socket may have moved since).
+  const size_t n = net::build_proxy_header(version, &peer_, dst_.get(-1),
+                                           tls_relay_ ? tls_relay_->session(0) : nullptr, header);
+  if (net::write_proxy_header(fd, std::span<const uint8_t>(header, n))) return true;
+  EGW_LOG_RATELIMITED(warn, 1000, "cluster {}: cannot write the PROXY header: {}",
+                      cluster_->cluster.name(), std::strerror(errno));
+  return false;
 }
 
 void TcpSession::start_relay(UniqueFd upstream) {

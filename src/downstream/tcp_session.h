@@ -28,6 +28,7 @@
 #include "egw/intrusive_list.h"
 #include "egw/unique_fd.h"
 #include "src/downstream/session.h"
+#include "src/net/proxy_header.h"
 #include "src/net/tls_relay.h"
 #include "src/upstream/attempt.h"
 #include "uring/connector.h"
@@ -46,6 +47,8 @@ struct ListenerConfig;
 
 namespace egw::downstream {
 
+struct Proxied;
+
 class TcpSession final : public Session,
                          private upstream::Attempt::Handler,
                          private uring::ConnectorHandler,
@@ -62,8 +65,9 @@ class TcpSession final : public Session,
     kClosing
   };
 
-  TcpSession(server::Worker& worker, server::WorkerSnapshot& snap, size_t listener,
-             UniqueFd client);
+  // `proxied`: the addresses of the connection's PROXY header, if it had one.
+  TcpSession(server::Worker& worker, server::WorkerSnapshot& snap, size_t listener, UniqueFd client,
+             const Proxied* proxied = nullptr);
   ~TcpSession();
   TcpSession(const TcpSession&) = delete;
   TcpSession& operator=(const TcpSession&) = delete;
@@ -78,6 +82,8 @@ class TcpSession final : public Session,
   // Chooses the cluster from the routes (server name `sni`), then picks.
   void route(std::string_view sni);
   void start_relay(UniqueFd upstream);
+  // send_proxy: the header on the new upstream socket; false when it failed.
+  bool send_proxy_header(int fd);
   void fail(const char* why);
   void close();
   void arm_idle_timer();
@@ -102,6 +108,7 @@ class TcpSession final : public Session,
   const size_t listener_index_;
   UniqueFd client_;
   SocketAddress peer_;
+  net::Destination dst_;  // for send_proxy
   uint64_t hash_ = 0;
   uint64_t idle_timeout_ms_ = 0;
   upstream::Attempt attempt_;  // holds the endpoint's slot while relaying

@@ -177,7 +177,18 @@ void Exchange::connect_to(int endpoint) {
     return;
   }
   upstream::Pool& pool = ctx_.http_pool(ep_ptr, cluster_->tls);
-  if (upstream::HttpConnection* c = pool.checkout()) {
+  // send_proxy: the connection must be one opened for this client's
+  // addresses and TLS, i.e. with the same PROXY header.
+  uint8_t header[proto::proxy_protocol::kMaxWrite];
+  size_t header_len = 0;
+  if (cc.send_proxy != config::ClusterConfig::SendProxy::kOff) {
+    net::ByteStream* s = client_.stream;
+    const SocketAddress* dst = client_.dst && s ? client_.dst->get(s->socket().fd()) : nullptr;
+    header_len = net::build_proxy_header(cc.send_proxy, client_.peer, dst,
+                                         s ? s->tls_session() : nullptr, header);
+  }
+  const std::string_view key(reinterpret_cast<const char*>(header), header_len);
+  if (upstream::HttpConnection* c = pool.checkout(key)) {
     ctx_.stats().upstream_reused.fetch_add(1, std::memory_order_relaxed);
     up_ = c;
     up_->set_user(this);
@@ -192,6 +203,7 @@ void Exchange::connect_to(int endpoint) {
   }
   up_ = c;
   up_->set_user(this);
+  c->set_proxy_header(key);
   // The TCP connect has its own (linked) timeout; a TLS handshake gets as
   // long again, on the exchange's timer.
   if (cluster_->tls) arm_timer(2 * uint64_t{connect_timeout});

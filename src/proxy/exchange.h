@@ -30,6 +30,8 @@
 #include "proto/http/message.h"
 #include "src/config/config.h"
 #include "src/http/forwarding.h"
+#include "src/net/byte_stream.h"
+#include "src/net/proxy_header.h"
 #include "src/stats/latency.h"
 #include "src/upstream/attempt.h"
 #include "src/upstream/stream.h"
@@ -59,6 +61,10 @@ struct Client {
   uint64_t hash = 0;         // for source-hash balancing
   bool tls = false;          // the client connection is TLS (X-Forwarded-Proto)
   std::string_view subject;  // verified client certificate subject (mTLS), if any
+  // For PROXY headers toward endpoints (send_proxy): the client's stream
+  // (its TLS) and where it connected to.
+  net::ByteStream* stream = nullptr;
+  net::Destination* dst = nullptr;
 };
 
 // What an exchange asks of its downstream codec.

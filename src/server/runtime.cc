@@ -130,6 +130,18 @@ BuildResult build_runtime(config::ConfigPtr cfg, const Runtime* previous, unsign
     for (const auto& r : lc.routes) {
       lr.route_clusters.push_back(rt->cluster_index(r.cluster));
     }
+    if (lc.proxy_protocol) {
+      for (const std::string& c : lc.proxy_protocol->trusted) {
+        if (auto cidr = route::Cidr::parse(c)) lr.proxy_trusted.push_back(*cidr);
+      }
+    }
+    auto sends = [&](int ci) {
+      return ci >= 0 && cfg->clusters[static_cast<size_t>(ci)].send_proxy !=
+                            config::ClusterConfig::SendProxy::kOff;
+    };
+    lr.sends_proxy = sends(lr.default_cluster);
+    for (const int ci : lr.route_clusters)
+      lr.sends_proxy = lr.sends_proxy || sends(ci);
     rt->listener_tls.push_back(make_server_tls(*cfg, lc, tickets, out.errors));
     auto& binds = rt->binds.emplace_back();
     for (const auto& bc : lc.binds) {

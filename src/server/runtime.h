@@ -16,6 +16,7 @@
 #include "egw/unique_fd.h"
 #include "src/config/config.h"
 #include "src/config/loader.h"
+#include "src/route/cidr.h"
 #include "src/tls/context.h"
 #include "src/tls/ticket_keys.h"
 #include "src/upstream/cluster.h"
@@ -36,6 +37,11 @@ struct BindSockets {
 struct ListenerRuntime {
   std::vector<int> route_clusters;
   int default_cluster = -1;
+  // proxy_protocol: the sources whose headers are believed.
+  std::vector<route::Cidr> proxy_trusted;
+  // Some cluster of the listener sends PROXY headers (an L4 session then
+  // reads its own address at start, before the socket moves on).
+  bool sends_proxy = false;
 };
 
 struct Runtime {

@@ -53,6 +53,7 @@ void Worker::run(RuntimePtr rt) {
   pipes_ = std::make_unique<uring::PipePool>(g.max_pipes, g.pipe_size);
   sessions_ = std::make_unique<SlabPool<downstream::TcpSession>>(256, g.max_sessions);
   connections_ = std::make_unique<SlabPool<downstream::Connection>>(256, g.max_sessions);
+  proxy_readers_ = std::make_unique<SlabPool<downstream::ProxyReader>>(64, g.max_sessions);
   http_sessions_ = std::make_unique<SlabPool<downstream::H1Session>>(256, g.max_sessions);
   h2_sessions_ = std::make_unique<SlabPool<downstream::H2Session>>(16, g.max_sessions);
   h2_streams_ = std::make_unique<SlabPool<downstream::H2Stream>>(256);
@@ -198,27 +199,22 @@ void Worker::on_accept(ListenerEntry& e, UniqueFd fd) {
   stats_.accepted.fetch_add(1, std::memory_order_relaxed);
   if (draining_) return;  // closes fd
   const auto& cfg = current_->runtime->config;
-  const size_t in_use = sessions_->in_use() + connections_->in_use();
+  const size_t in_use = sessions_->in_use() + connections_->in_use() + proxy_readers_->in_use();
   if (in_use >= cfg->global.max_sessions) {
     // At max_sessions: this one is closed; stop accepting until one ends.
     pause_accepting(true);
     return;
   }
   downstream::Session* session = nullptr;
-  if (cfg->listeners[e.listener].protocol == config::Protocol::kHttp) {
-    auto* s = connections_->create(*this, *current_, e.listener, std::move(fd));
-    if (s) {
-      session = s;
-      live_.push_back(*s);
-      s->start();
+  if (cfg->listeners[e.listener].proxy_protocol) {
+    // The header first; the session starts once it is read (proxy_read).
+    if (auto* r = proxy_readers_->create(*this, *current_, e.listener, std::move(fd))) {
+      session = r;
+      live_.push_back(*r);
+      r->start();
     }
   } else {
-    auto* s = sessions_->create(*this, *current_, e.listener, std::move(fd));
-    if (s) {
-      session = s;
-      live_.push_back(*s);
-      s->start();
-    }
+    session = start_session(*current_, e.listener, std::move(fd), nullptr);
   }
   if (!session) {
     pause_accepting(true);
@@ -227,6 +223,39 @@ void Worker::on_accept(ListenerEntry& e, UniqueFd fd) {
   ++current_->sessions;
   stats_.active.fetch_add(1, std::memory_order_relaxed);
   if (in_use + 1 >= cfg->global.max_sessions) pause_accepting(true);
+}
+
+downstream::Session* Worker::start_session(WorkerSnapshot& snap, size_t l, UniqueFd fd,
+                                           const downstream::Proxied* proxied) {
+  if (snap.runtime->config->listeners[l].protocol == config::Protocol::kHttp) {
+    auto* s = connections_->create(*this, snap, l, std::move(fd), proxied);
+    if (!s) return nullptr;
+    live_.push_back(*s);
+    s->start();
+    return s;
+  }
+  auto* s = sessions_->create(*this, snap, l, std::move(fd), proxied);
+  if (!s) return nullptr;
+  live_.push_back(*s);
+  s->start();
+  return s;
+}
+
+void Worker::proxy_read(downstream::ProxyReader& r) {
+  WorkerSnapshot& snap = r.snapshot();
+  if (r.ok() && !draining_) {
+    const size_t l = r.listener();
+    UniqueFd fd = r.take_fd();
+    std::optional<downstream::Proxied> addrs;
+    if (const downstream::Proxied* p = r.proxied()) addrs = *p;
+    proxy_readers_->destroy(&r);
+    // The session takes over the reader's place (and its count).
+    if (start_session(snap, l, std::move(fd), addrs ? &*addrs : nullptr)) return;
+    session_destroyed(snap);
+    return;
+  }
+  proxy_readers_->destroy(&r);
+  session_destroyed(snap);
 }
 
 void Worker::pause_accepting(bool pause) {
@@ -430,6 +459,16 @@ void Worker::log_stats() {
             stats_.tls_upstream_handshakes.load(), stats_.tls_upstream_resumed.load(),
             stats_.tls_upstream_failures.load(), stats_.sni_routed.load(),
             stats_.sni_missing.load());
+  }
+  if (stats_.proxy_headers.load() + stats_.proxy_untrusted.load() + stats_.proxy_invalid.load() +
+          stats_.proxy_timeouts.load() >
+      0) {
+    EGW_LOG(info,
+            "worker {} proxy protocol: {} headers ({} without addresses), {} from untrusted "
+            "sources, {} invalid, {} timed out",
+            index_, stats_.proxy_headers.load(), stats_.proxy_local.load(),
+            stats_.proxy_untrusted.load(), stats_.proxy_invalid.load(),
+            stats_.proxy_timeouts.load());
   }
   EGW_LOG(
       info,

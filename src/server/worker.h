@@ -18,6 +18,7 @@
 #include "src/downstream/connection.h"
 #include "src/downstream/h1_session.h"
 #include "src/downstream/h2_session.h"
+#include "src/downstream/proxy_reader.h"
 #include "src/downstream/tcp_session.h"
 #include "src/proxy/exchange.h"
 #include "src/route/router.h"
@@ -93,6 +94,9 @@ class Worker final : public upstream::Context {
   unsigned worker_index() const override { return index_; }
   void session_ended(downstream::TcpSession& s, WorkerSnapshot& snap);
   void session_ended(downstream::Connection& c, WorkerSnapshot& snap);
+  // A PROXY protocol header was read (or not): the session starts, or the
+  // connection closes. Destroys `r`.
+  void proxy_read(downstream::ProxyReader& r);
   SlabPool<downstream::H1Session>& http_sessions() { return *http_sessions_; }
   SlabPool<downstream::H2Session>& h2_sessions() { return *h2_sessions_; }
   SlabPool<downstream::H2Stream>& h2_streams() { return *h2_streams_; }
@@ -121,6 +125,10 @@ class Worker final : public upstream::Context {
 
   void run(RuntimePtr rt);
   void on_accept(ListenerEntry& e, UniqueFd fd);
+  // Creates and starts the session of listener `l` on `fd`; null when none
+  // could be had (fd closed).
+  downstream::Session* start_session(WorkerSnapshot& snap, size_t l, UniqueFd fd,
+                                     const downstream::Proxied* proxied);
   void session_destroyed(WorkerSnapshot& snap);
   void reconcile_listeners();
   void reconcile_health_checks();
@@ -142,6 +150,7 @@ class Worker final : public upstream::Context {
   std::unique_ptr<uring::PipePool> pipes_;
   std::unique_ptr<SlabPool<downstream::TcpSession>> sessions_;
   std::unique_ptr<SlabPool<downstream::Connection>> connections_;
+  std::unique_ptr<SlabPool<downstream::ProxyReader>> proxy_readers_;
   std::unique_ptr<SlabPool<downstream::H1Session>> http_sessions_;
   std::unique_ptr<SlabPool<downstream::H2Session>> h2_sessions_;
   std::unique_ptr<SlabPool<downstream::H2Stream>> h2_streams_;

@@ -43,6 +43,12 @@ struct WorkerStats {
   std::atomic<uint64_t> tls_upstream_failures{0};  // including failed verification
   std::atomic<uint64_t> sni_routed{0};             // tcp passthrough sessions routed by SNI
   std::atomic<uint64_t> sni_missing{0};            // ... that had no (parsable) SNI
+  // PROXY protocol headers read on listeners that expect them.
+  std::atomic<uint64_t> proxy_headers{0};    // accepted (every kind)
+  std::atomic<uint64_t> proxy_local{0};      // ... LOCAL / UNKNOWN: the connection's own addresses
+  std::atomic<uint64_t> proxy_untrusted{0};  // connections from outside `trusted`, closed
+  std::atomic<uint64_t> proxy_invalid{0};    // a bad header (or none), closed
+  std::atomic<uint64_t> proxy_timeouts{0};   // no whole header within timeout_ms, closed
 };
 
 }  // namespace egw::stats

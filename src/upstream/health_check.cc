@@ -9,6 +9,7 @@
 
 #include "egw/log.h"
 #include "proto/h2/client.h"
+#include "src/net/proxy_header.h"
 #include "src/tls/context.h"
 #include "src/tls/session.h"
 
@@ -172,6 +173,15 @@ void HealthChecker::run_check() {
 }
 
 void HealthChecker::on_connect_done(uring::Connector& c, int err) {
+  if (err == 0 && cfg_.proxy_version != 0) {
+    // The endpoint expects a PROXY header on every connection: a LOCAL one
+    // (the check is ours, not a client's).
+    uint8_t header[proto::proxy_protocol::kMaxWrite];
+    const size_t n =
+        net::build_proxy_header(static_cast<config::ClusterConfig::SendProxy>(cfg_.proxy_version),
+                                nullptr, nullptr, nullptr, header);
+    if (!net::write_proxy_header(c.fd(), std::span<const uint8_t>(header, n))) err = errno;
+  }
   if (err == 0 && cfg_.type == config::HealthCheckConfig::Type::kHttp && !stopping_) {
     start_http(c.take_fd());
     return;

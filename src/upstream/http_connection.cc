@@ -6,6 +6,7 @@
 #include "proto/h1/encoder.h"
 #include "src/http/h1_body.h"
 #include "src/http/h1_heads.h"
+#include "src/net/proxy_header.h"
 #include "src/upstream/endpoint.h"
 #include "src/upstream/pool.h"
 
@@ -39,6 +40,18 @@ Status HttpConnection::connect(uint32_t timeout_ms, tls::ClientContext* tls) {
     if (!session) return egw::fail(ENOMEM, "cannot create a TLS session");
   }
   return sock_.connect(endpoint_->address(), timeout_ms, std::move(session));
+}
+
+void HttpConnection::on_connected(net::ByteStream&) {
+  if (proxy_header_.empty() || closing_) return;
+  // Before any byte of ours (the TLS ClientHello follows it).
+  const auto* p = reinterpret_cast<const uint8_t*>(proxy_header_.data());
+  if (!net::write_proxy_header(sock_.socket().fd(), std::span(p, proxy_header_.size()))) {
+    const int err = errno;
+    EGW_LOG_RATELIMITED(warn, 1000, "endpoint {}: cannot write the PROXY header: {}",
+                        endpoint_->label(), std::strerror(err));
+    on_error(sock_, err);
+  }
 }
 
 void HttpConnection::on_ready(net::ByteStream&) {

@@ -96,6 +96,11 @@ class HttpConnection final : public Stream, private net::ByteStreamHandler {
   EndpointState& endpoint() const override { return *endpoint_; }
   const std::shared_ptr<EndpointState>& endpoint_ptr() const { return endpoint_; }
   Pool* pool() const { return pool_; }
+  // send_proxy: the PROXY header written when the connection connects (set
+  // before connect(); the pool reuses the connection only for exchanges
+  // whose header is the same).
+  void set_proxy_header(std::string_view h) { proxy_header_.assign(h); }
+  std::string_view proxy_header() const { return proxy_header_; }
 
   // Stream: back to the pool after a clean exchange, closed otherwise.
   void release(bool clean, uint32_t max_idle, uint32_t idle_timeout_ms) override;
@@ -112,6 +117,7 @@ class HttpConnection final : public Stream, private net::ByteStreamHandler {
  private:
   enum class Phase : uint8_t { kConnecting, kIdle, kHead, kBody, kDone, kTunnel };
 
+  void on_connected(net::ByteStream& s) override;
   void on_ready(net::ByteStream& s) override;
   void on_data(net::ByteStream& s, const uring::IoBuf& buf) override;
   void on_eof(net::ByteStream& s) override;
@@ -134,6 +140,7 @@ class HttpConnection final : public Stream, private net::ByteStreamHandler {
   Pool* pool_;
   net::ByteStream sock_;
   std::string tls_error_;
+  std::string proxy_header_;
   bool resume_offered_ = false;
   bool tls_saved_ = false;  // this connection's resumption state went to the pool
   uring::IoQueue in_;

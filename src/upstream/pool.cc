@@ -7,13 +7,16 @@ Pool::~Pool() {
     c->close();
 }
 
-HttpConnection* Pool::checkout() {
-  while (HttpConnection* c = idle_.back()) {
-    IntrusiveList<HttpConnection, &HttpConnection::pool_node_>::erase(*c);
-    --idle_count_;
-    loop_.timers().cancel(c->idle_timer_);
-    if (c->closing()) continue;
-    return c;
+HttpConnection* Pool::checkout(std::string_view proxy_header) {
+  for (HttpConnection* c = idle_.back(); c;) {
+    HttpConnection* prev = idle_.prev(*c);
+    if (c->proxy_header() == proxy_header || c->closing()) {
+      IntrusiveList<HttpConnection, &HttpConnection::pool_node_>::erase(*c);
+      --idle_count_;
+      loop_.timers().cancel(c->idle_timer_);
+      if (!c->closing()) return c;
+    }
+    c = prev;
   }
   return nullptr;
 }

@@ -23,8 +23,11 @@ class Pool {
   Pool(uring::EventLoop& loop) : loop_(loop) {}
   ~Pool();
 
-  // An idle connection ready for a new exchange, or nullptr.
-  HttpConnection* checkout();
+  // An idle connection ready for a new exchange, or nullptr: the most
+  // recently used one opened with PROXY header `proxy_header` (empty: none).
+  // Pools of send_proxy clusters hold connections of many clients; the scan
+  // is over the idle ones, at most max_idle.
+  HttpConnection* checkout(std::string_view proxy_header = {});
   // Puts `c` back after a clean exchange (kept if below `max_idle`, closed
   // otherwise); it is closed after `idle_timeout_ms` unused.
   void checkin(HttpConnection* c, uint32_t max_idle, uint32_t idle_timeout_ms);
