@@ -95,6 +95,7 @@ LIBS = {
     "xxhash": ("xxhash.h",),
     "fmt": ("fmt/",),
     "cli11": ("CLI/",),
+    "libsystemd": ("systemd/",),
     "test framework": ("gtest/", "gmock/", "benchmark/"),
 }
 ALLOWED_LIBS = {
@@ -102,7 +103,7 @@ ALLOWED_LIBS = {
     "uring": {"fmt", "liburing", "I/O"},
     "proto": {"fmt", "nghttp2", "nghttp3", "ngtcp2", "gnutls"},
     "src": {"fmt", "liburing", "I/O", "nghttp2", "nghttp3", "ngtcp2", "gnutls", "wolfssl",
-            "re2", "xxhash", "toml++", "cli11"},
+            "re2", "xxhash", "toml++", "cli11", "libsystemd"},
 }
 
 # Sub-layers of src/: what each may include besides its own folder ("base",

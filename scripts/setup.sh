@@ -17,10 +17,11 @@ PACKAGES=(
   # libraries
   liburing-dev libwolfssl-dev libnghttp2-dev libgnutls28-dev
   libtomlplusplus-dev libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev libcli11-dev
-  libxxhash-dev libre2-dev
+  libxxhash-dev libre2-dev libsystemd-dev
   # real peers for tests and benchmarks
   curl nghttp2-client nghttp2-server nghttp2-proxy wrk iperf3 python3-h2 python3-websockets python3-grpcio python3-pytest haproxy nginx-light libnginx-mod-stream
   openssl gnuplot-nox procps iproute2 util-linux
+  systemd  # systemd-analyze verify for the unit file
 )
 BACKPORTS=(libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev ngtcp2-client)
 

@@ -5,6 +5,8 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 
@@ -97,11 +99,27 @@ int Server::run() {
     }
   }
   log_ready();
+  notifier_.ready(status_line());
+  beats_ = std::make_unique<std::atomic<uint64_t>[]>(worker_count_);
+  beats_seen_.assign(worker_count_, 0);
+  // Fed at a quarter of systemd's interval, when every worker answered.
+  const uint64_t beat_ms = notifier_.watchdog_usec() / 4000;
+  if (beat_ms)
+    EGW_LOG(info, "watchdog: every worker is asked for a sign of life every {} ms", beat_ms);
 
   bool draining = false;
   for (;;) {
     pollfd p{sfd.get(), POLLIN, 0};
-    ::poll(&p, 1, draining ? 50 : 1000);
+    int wait_ms = draining ? 50 : 1000;
+    if (beat_ms) wait_ms = static_cast<int>(std::min<uint64_t>(wait_ms, beat_ms));
+    ::poll(&p, 1, wait_ms);
+    if (beat_ms) {
+      const uint64_t now =
+          static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now().time_since_epoch())
+                                    .count());
+      if (now - last_beat_ms_ >= beat_ms) watchdog_tick(now);
+    }
     signalfd_siginfo si;
     while (::read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
       switch (si.ssi_signo) {
@@ -119,6 +137,8 @@ int Server::run() {
                     strsignal(static_cast<int>(si.ssi_signo)),
                     runtime_->config->global.grace_period_ms);
             draining = true;
+            notifier_.stopping(fmt::format("draining (grace period {} ms)",
+                                           runtime_->config->global.grace_period_ms));
             drain(runtime_->config->global.grace_period_ms);
           } else {
             EGW_LOG(info, "second signal: closing every session now");
@@ -176,14 +196,43 @@ void Server::drain(uint32_t grace_ms) {
   }
 }
 
+void Server::watchdog_tick(uint64_t now_ms) {
+  last_beat_ms_ = now_ms;
+  bool all = true;
+  for (unsigned i = 0; i < worker_count_; ++i)
+    all = all && beats_[i].load() > beats_seen_[i];
+  if (all) {
+    notifier_.watchdog();
+    for (unsigned i = 0; i < worker_count_; ++i)
+      beats_seen_[i] = beats_[i].load();
+  }
+  for (unsigned i = 0; i < worker_count_; ++i) {
+    std::atomic<uint64_t>* b = &beats_[i];
+    workers_[i]->post([b] { b->fetch_add(1); });
+  }
+}
+
+std::string Server::status_line() const {
+  return fmt::format("generation {}, {} workers, {} listeners", generation_, worker_count_,
+                     runtime_->config->listeners.size());
+}
+
 void Server::reload() {
   EGW_LOG(info, "SIGHUP: reloading {}", options_.config_path);
+  notifier_.reloading();
+  const bool ok = apply_reload();
+  notifier_.ready(
+      ok ? status_line()
+         : fmt::format("reload failed: keeping generation {} (see the log)", generation_));
+}
+
+bool Server::apply_reload() {
   auto loaded = config::load_file(options_.config_path);
   if (!loaded.errors.empty()) {
     for (const auto& e : loaded.errors)
       EGW_LOG(error, "reload: {}", e.to_string());
     EGW_LOG(error, "reload failed: keeping the running configuration (generation {})", generation_);
-    return;
+    return false;
   }
   auto cfg = std::make_shared<config::Config>(*loaded.config);
   cfg->global.workers = worker_count_;
@@ -205,7 +254,7 @@ void Server::reload() {
     for (const auto& e : built.errors)
       EGW_LOG(error, "reload: {}", e.to_string());
     EGW_LOG(error, "reload failed: keeping the running configuration (generation {})", generation_);
-    return;
+    return false;
   }
   ++generation_;
   runtime_ = built.runtime;
@@ -216,6 +265,7 @@ void Server::reload() {
   }
   EGW_LOG(info, "reloaded: generation {}", generation_);
   log_ready();
+  return true;
 }
 
 void Server::log_ready() const {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "egw/log.h"
+#include "src/server/notify.h"
 #include "src/server/runtime.h"
 #include "src/tls/ticket_keys.h"
 
@@ -44,8 +45,14 @@ class Server {
 
  private:
   void reload();
+  bool apply_reload();  // false: the running configuration stays
   void drain(uint32_t grace_ms);
   void log_ready() const;
+  // "generation N, W workers, L listeners" for the service manager.
+  std::string status_line() const;
+  // Asks every worker for a sign of life; the watchdog is fed only once all
+  // answered since the last time.
+  void watchdog_tick(uint64_t now_ms);
   // Each worker logs its counters; then the latency histograms of all
   // workers, merged per listener and per cluster, are logged here.
   void log_stats();
@@ -56,6 +63,10 @@ class Server {
   uint64_t generation_ = 0;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::shared_ptr<tls::TicketKeys> tickets_;
+  Notifier notifier_;
+  std::unique_ptr<std::atomic<uint64_t>[]> beats_;  // per worker: heartbeats answered
+  std::vector<uint64_t> beats_seen_;                // ... when the watchdog was last fed
+  uint64_t last_beat_ms_ = 0;
 };
 
 // Prints every error, one per line, to stderr.
