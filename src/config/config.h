@@ -35,6 +35,10 @@ struct GlobalConfig {
   uint32_t pipe_size = 1u << 20;
   uint32_t max_sessions = 100000;         // per worker; past it accepts pause
   uint32_t tls_ticket_rotation_s = 3600;  // session-ticket keys are replaced this often
+  // Started as root: become this user (and group) once the listeners are
+  // bound; "" = stay as started.
+  std::string user;
+  std::string group;  // "" = the user's primary group
 };
 
 struct HealthCheckConfig {

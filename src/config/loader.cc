@@ -13,6 +13,8 @@
 #include "src/route/regex.h"
 #include "src/route/router.h"
 
+#include <grp.h>
+#include <pwd.h>
 #include <unistd.h>
 #include <algorithm>
 
@@ -58,6 +60,10 @@ constexpr KeySpec kGlobalKeys[] = {
     {"tls_ticket_rotation_s", Kind::kInt, "3600",
      "TLS session-ticket keys (shared by all workers) are replaced this often; a ticket stays "
      "valid for one to two periods"},
+    {"user", Kind::kString, "\"\"",
+     "started as root: become this user once the listeners are bound, keeping only "
+     "CAP_NET_BIND_SERVICE (reloads can still bind ports below 1024); \"\" = stay as started"},
+    {"group", Kind::kString, "\"\"", "with user: this group instead of the user's primary one"},
 };
 
 constexpr KeySpec kListenerKeys[] = {
@@ -533,6 +539,17 @@ void read_global(Context& ctx, const toml::table* t, GlobalConfig& g) {
               "log_level '{}' is not one of trace, debug, info, warn, error, off", level);
   }
   g.tls_ticket_rotation_s = r.u32("tls_ticket_rotation_s", 1, 7 * 86400);
+  g.user = r.string("user");
+  g.group = r.string("group");
+  if (!g.user.empty() && ::getpwnam(g.user.c_str()) == nullptr) {
+    ctx.error(r.loc("user"), "user '{}' in [global] does not exist on this system", g.user);
+  }
+  if (!g.group.empty() && g.user.empty()) {
+    ctx.error(r.loc("group"), "group in [global] needs user (the user to run as)");
+  }
+  if (!g.group.empty() && ::getgrnam(g.group.c_str()) == nullptr) {
+    ctx.error(r.loc("group"), "group '{}' in [global] does not exist on this system", g.group);
+  }
   g.buffer_count = r.u32("buffer_count", 16, 32768);
   if (g.buffer_count & (g.buffer_count - 1)) {
     ctx.error(r.loc("buffer_count"), "buffer_count must be a power of two, found {}",

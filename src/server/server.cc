@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstdio>
 
+#include "src/server/privileges.h"
 #include "src/server/worker.h"
 
 #include <mutex>
@@ -88,6 +89,20 @@ int Server::run() {
     return kExitInvalidConfig;
   }
   runtime_ = built.runtime;
+  // The listeners are bound: root is needed no more.
+  if (const auto& g = cfg->global; !g.user.empty()) {
+    std::string why;
+    auto id = resolve_identity(g.user, g.group, why);
+    if (!id || !drop_privileges(*id, why)) {
+      EGW_LOG(error, "cannot drop privileges: {}", why);
+      return kExitFailure;
+    }
+    EGW_LOG(info, "running as user {} (uid {}), group {} (gid {}), with CAP_NET_BIND_SERVICE only",
+            id->user, id->uid, id->group, id->gid);
+  } else if (::geteuid() == 0) {
+    EGW_LOG(warn,
+            "running as root: set [global] user to drop privileges once the listeners are bound");
+  }
   for (unsigned i = 0; i < worker_count_; ++i) {
     workers_.push_back(std::make_unique<Worker>(*this, i));
     if (!workers_.back()->start(runtime_)) {
@@ -239,14 +254,19 @@ bool Server::apply_reload() {
   const auto& old = runtime_->config->global;
   if (cfg->global.buffer_count != old.buffer_count || cfg->global.buffer_size != old.buffer_size ||
       cfg->global.max_pipes != old.max_pipes || cfg->global.pipe_size != old.pipe_size ||
-      cfg->global.max_sessions != old.max_sessions ||
+      cfg->global.max_sessions != old.max_sessions || cfg->global.user != old.user ||
+      cfg->global.group != old.group ||
       (loaded.config->global.workers != worker_count_ && !options_.workers)) {
-    EGW_LOG(warn, "reload: [global] workers and buffer/pipe/session sizes take effect at restart");
+    EGW_LOG(warn,
+            "reload: [global] workers, buffer/pipe/session sizes, user and group take effect at "
+            "restart");
     cfg->global.buffer_count = old.buffer_count;
     cfg->global.buffer_size = old.buffer_size;
     cfg->global.max_pipes = old.max_pipes;
     cfg->global.pipe_size = old.pipe_size;
     cfg->global.max_sessions = old.max_sessions;
+    cfg->global.user = old.user;
+    cfg->global.group = old.group;
   }
   if (!options_.log_level) log::set_level(cfg->global.log_level);
   auto built = build_runtime(cfg, runtime_.get(), worker_count_, generation_ + 1, tickets_);
