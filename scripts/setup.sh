@@ -22,6 +22,7 @@ PACKAGES=(
   curl nghttp2-client nghttp2-server nghttp2-proxy wrk iperf3 python3-h2 python3-websockets python3-grpcio python3-pytest haproxy nginx-light libnginx-mod-stream
   openssl gnuplot-nox procps iproute2 util-linux
   systemd  # systemd-analyze verify for the unit file
+  prometheus  # promtool check metrics, and a real scraper for /metrics
 )
 BACKPORTS=(libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev ngtcp2-client)
 
@@ -48,7 +49,7 @@ install_deps() {
     $SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports "${BACKPORTS[@]}"
     # The packaged servers are started by the tests themselves, on port 0;
     # never leave the system-wide instances running on 80.
-    $SUDO systemctl disable --now nginx haproxy nghttpx >/dev/null 2>&1 || true
+    $SUDO systemctl disable --now nginx haproxy nghttpx prometheus >/dev/null 2>&1 || true
   fi
   echo "$want" >"$stamp"
 }

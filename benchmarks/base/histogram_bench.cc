@@ -74,3 +74,22 @@ void BM_HistogramHdrText(benchmark::State& state) {
 BENCHMARK(BM_HistogramHdrText)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
+
+// What a worker does per phase histogram for a metrics scrape: the 18
+// Prometheus buckets from 2,560 counters.
+void BM_HistogramCumulativeCounts(benchmark::State& state) {
+  egw::Histogram h;
+  for (uint64_t v : latencies())
+    h.record(v);
+  static constexpr uint64_t kBounds[] = {50,     100,     250,     500,     1000,     2500,
+                                         5000,   10000,   25000,   50000,   100000,   250000,
+                                         500000, 1000000, 2500000, 5000000, 10000000, 30000000};
+  uint64_t out[std::size(kBounds)];
+  egw::bench::AllocCounter allocs;
+  for (auto _ : state) {
+    h.cumulative_counts(kBounds, std::size(kBounds), out);
+    benchmark::DoNotOptimize(out[0]);
+  }
+  allocs.report(state);
+}
+BENCHMARK(BM_HistogramCumulativeCounts);

@@ -53,6 +53,20 @@ void Histogram::reset() {
   max_ = 0;
 }
 
+void Histogram::cumulative_counts(const uint64_t* bounds_us, size_t n, uint64_t* out) const {
+  uint64_t running = 0;
+  size_t i = 0;
+  for (size_t b = 0; b < n; ++b) {
+    // Through the bucket that holds the bound (it starts at or below it).
+    const size_t last = bounds_us[b] > kMaxTrackableUs ? kCounters - 1 : index_of(bounds_us[b]);
+    if (count_ != 0) {
+      for (; i <= last; ++i)
+        running += counts_[i];
+    }
+    out[b] = running;
+  }
+}
+
 double Histogram::mean() const {
   return count_ ? static_cast<double>(sum_) / static_cast<double>(count_) : 0.0;
 }

@@ -61,6 +61,12 @@ class Histogram {
 
   uint64_t count() const { return count_; }
   uint64_t overflow_count() const { return overflow_; }
+  // The exact sum of the values (us).
+  unsigned __int128 sum() const { return sum_; }
+  // For each bound (us, ascending), the values in buckets that start at or
+  // below it: within the 0.79% resolution, the count of values <= bound
+  // (never fewer). Overflowed values are above every bound. O(buckets).
+  void cumulative_counts(const uint64_t* bounds_us, size_t n, uint64_t* out) const;
   // Exact; 0 when empty.
   uint64_t min() const { return count_ ? min_ : 0; }
   uint64_t max() const { return max_; }

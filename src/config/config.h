@@ -235,9 +235,18 @@ struct ListenerConfig {
   SourceLoc loc;
 };
 
+// [admin]: how operators see into the running process.
+struct AdminConfig {
+  // GET /metrics (Prometheus text format) on this address; unset: off.
+  std::optional<SocketAddress> metrics;
+  std::string metrics_text;
+  SourceLoc metrics_loc;
+};
+
 struct Config {
   std::string path;  // the file it was loaded from
   GlobalConfig global;
+  AdminConfig admin;
   std::vector<ListenerConfig> listeners;
   std::vector<ClusterConfig> clusters;
 

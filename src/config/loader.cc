@@ -42,6 +42,7 @@ struct KeySpec {
 
 constexpr KeySpec kTopKeys[] = {
     {"global", Kind::kTable, "", "process-wide settings"},
+    {"admin", Kind::kTable, "", "operator access: the metrics endpoint"},
     {"listener", Kind::kArrayOfTables, "", "where downstream connections arrive"},
     {"cluster", Kind::kArrayOfTables, "", "named sets of upstream endpoints"},
 };
@@ -64,6 +65,12 @@ constexpr KeySpec kGlobalKeys[] = {
      "started as root: become this user once the listeners are bound, keeping only "
      "CAP_NET_BIND_SERVICE (reloads can still bind ports below 1024); \"\" = stay as started"},
     {"group", Kind::kString, "\"\"", "with user: this group instead of the user's primary one"},
+};
+
+constexpr KeySpec kAdminKeys[] = {
+    {"metrics", Kind::kString, "\"\"",
+     "GET /metrics in the Prometheus text format on this address (\"127.0.0.1:9145\"; a "
+     "loopback or private address: it has no authentication); \"\" = off"},
 };
 
 constexpr KeySpec kListenerKeys[] = {
@@ -1251,6 +1258,17 @@ LoadResult load_table(Context& ctx, const toml::table& root) {
   cfg->path = ctx.path();
   Reader top(ctx, root, "the top level", kTopKeys);
   read_global(ctx, top.table("global"), cfg->global);
+  if (const toml::table* admin = top.table("admin")) {
+    Reader r(ctx, *admin, "[admin]", kAdminKeys);
+    if (const toml::node* m = r.node("metrics")) {
+      cfg->admin.metrics_loc = loc_of(m->source());
+      if (auto s = m->value<std::string>(); s && s->empty()) {
+        // "": off
+      } else if (auto a = parse_address(ctx, *m, "metrics address", &cfg->admin.metrics_text)) {
+        cfg->admin.metrics = *a;
+      }
+    }
+  }
   if (const toml::array* cs = top.array("cluster", Kind::kArrayOfTables)) {
     for (size_t i = 0; i < cs->size(); ++i) {
       if (const toml::table* t = cs->get(i)->as_table()) {
@@ -1352,6 +1370,8 @@ std::string example_config() {
       "# src/config/loader.cc by `expressgateway --print-example`; do not edit by hand.\n\n"
       "[global]\n";
   emit_keys(out, kGlobalKeys);
+  out += "\n[admin]\n";
+  emit_keys(out, kAdminKeys);
   out += "\n# An L4 listener: TCP passthrough (splice) to a cluster.\n[[listener]]\n";
   emit_keys(out, kListenerKeys);
   out += "\n[[cluster]]\n";

@@ -89,6 +89,18 @@ int Server::run() {
     return kExitInvalidConfig;
   }
   runtime_ = built.runtime;
+  publish_runtime();
+  start_time_s_ =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  if (const auto& m = cfg->admin.metrics) {
+    std::string why;
+    metrics_ = MetricsServer::bind(*m, why);
+    if (!metrics_) {
+      EGW_LOG(error, "{}:{}:{}: [admin] metrics: {}", options_.config_path,
+              cfg->admin.metrics_loc.line, cfg->admin.metrics_loc.column, why);
+      return kExitInvalidConfig;
+    }
+  }
   // The listeners are bound: root is needed no more.
   if (const auto& g = cfg->global; !g.user.empty()) {
     std::string why;
@@ -112,6 +124,10 @@ int Server::run() {
         w->join();
       return kExitFailure;
     }
+  }
+  if (metrics_) {
+    metrics_->start([this] { return render_metrics(); });
+    EGW_LOG(info, "metrics: http://{}/metrics", metrics_->address().to_string());
   }
   log_ready();
   notifier_.ready(status_line());
@@ -169,6 +185,7 @@ int Server::run() {
       if (all) break;
     }
   }
+  metrics_.reset();  // its scrapes ask the workers
   for (auto& w : workers_)
     w->join();
   EGW_LOG(info, "stopped");
@@ -256,10 +273,11 @@ bool Server::apply_reload() {
       cfg->global.max_pipes != old.max_pipes || cfg->global.pipe_size != old.pipe_size ||
       cfg->global.max_sessions != old.max_sessions || cfg->global.user != old.user ||
       cfg->global.group != old.group ||
+      cfg->admin.metrics_text != runtime_->config->admin.metrics_text ||
       (loaded.config->global.workers != worker_count_ && !options_.workers)) {
     EGW_LOG(warn,
-            "reload: [global] workers, buffer/pipe/session sizes, user and group take effect at "
-            "restart");
+            "reload: [global] workers, buffer/pipe/session sizes, user, group and [admin] metrics "
+            "take effect at restart");
     cfg->global.buffer_count = old.buffer_count;
     cfg->global.buffer_size = old.buffer_size;
     cfg->global.max_pipes = old.max_pipes;
@@ -267,6 +285,7 @@ bool Server::apply_reload() {
     cfg->global.max_sessions = old.max_sessions;
     cfg->global.user = old.user;
     cfg->global.group = old.group;
+    cfg->admin = runtime_->config->admin;
   }
   if (!options_.log_level) log::set_level(cfg->global.log_level);
   auto built = build_runtime(cfg, runtime_.get(), worker_count_, generation_ + 1, tickets_);
@@ -278,6 +297,7 @@ bool Server::apply_reload() {
   }
   ++generation_;
   runtime_ = built.runtime;
+  publish_runtime();
   for (auto& w : workers_) {
     Worker* raw = w.get();
     RuntimePtr rt = runtime_;

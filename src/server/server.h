@@ -10,11 +10,13 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "egw/log.h"
+#include "src/server/metrics.h"
 #include "src/server/notify.h"
 #include "src/server/runtime.h"
 #include "src/tls/ticket_keys.h"
@@ -48,6 +50,10 @@ class Server {
   bool apply_reload();  // false: the running configuration stays
   void drain(uint32_t grace_ms);
   void log_ready() const;
+  // The Prometheus text for GET /metrics (the metrics thread).
+  std::string render_metrics();
+  // The runtime the metrics thread reads (the control thread publishes it).
+  void publish_runtime();
   // "generation N, W workers, L listeners" for the service manager.
   std::string status_line() const;
   // Asks every worker for a sign of life; the watchdog is fed only once all
@@ -64,6 +70,11 @@ class Server {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::shared_ptr<tls::TicketKeys> tickets_;
   Notifier notifier_;
+  std::unique_ptr<MetricsServer> metrics_;
+  std::mutex published_mu_;
+  RuntimePtr published_;
+  uint64_t published_generation_ = 0;
+  double start_time_s_ = 0;                         // unix time
   std::unique_ptr<std::atomic<uint64_t>[]> beats_;  // per worker: heartbeats answered
   std::vector<uint64_t> beats_seen_;                // ... when the watchdog was last fed
   uint64_t last_beat_ms_ = 0;

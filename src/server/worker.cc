@@ -425,6 +425,25 @@ void Worker::maybe_finish() {
   loop_->stop();
 }
 
+void Worker::collect_metrics(WorkerMetrics& out) {
+  auto reduce = [](const stats::PhaseLatency& lat) {
+    WorkerMetrics::Phases p;
+    for (size_t i = 0; i < p.size(); ++i)
+      p[i] = stats::LatencyBuckets::of(lat.phases[i]);
+    return p;
+  };
+  for (const auto& [name, lat] : listener_latency_)
+    out.listeners[name] = reduce(*lat);
+  for (const auto& [name, lat] : cluster_latency_)
+    out.clusters[name] = reduce(*lat);
+  if (loop_) {
+    out.loop = loop_->counters();
+    out.buffers_in_use = loop_->buffers().in_use();
+    out.buffers = loop_->buffers().count();
+    out.chunks_in_use = loop_->chunks_in_use();
+  }
+}
+
 void Worker::merge_latency(std::map<std::string, stats::PhaseLatency>& listeners,
                            std::map<std::string, stats::PhaseLatency>& clusters) {
   for (const auto& [name, lat] : listener_latency_)

@@ -25,6 +25,7 @@
 #include "src/server/runtime.h"
 #include "src/stats/counters.h"
 #include "src/stats/latency.h"
+#include "src/stats/prometheus.h"
 #include "src/upstream/cluster.h"
 #include "src/upstream/context.h"
 #include "src/upstream/h2_connection.h"
@@ -55,6 +56,14 @@ struct WorkerSnapshot {
   uint32_t sessions = 0;
 };
 
+// What a worker hands a metrics scrape (computed on its own thread).
+struct WorkerMetrics {
+  using Phases = std::array<stats::LatencyBuckets, static_cast<size_t>(stats::Phase::kCount)>;
+  std::map<std::string, Phases> listeners, clusters;  // by name
+  uring::LoopCounters loop;
+  uint64_t buffers_in_use = 0, buffers = 0, chunks_in_use = 0;
+};
+
 class Worker final : public upstream::Context {
  public:
   Worker(Server& server, unsigned index);
@@ -82,6 +91,8 @@ class Worker final : public upstream::Context {
   void kick(const upstream::Cluster* c);
   // Logs this worker's counters (SIGUSR1, and at exit).
   void log_stats();
+  // Fills `out` for a metrics scrape. Runs on the worker thread.
+  void collect_metrics(WorkerMetrics& out);
   // Adds this worker's latency histograms into `listeners` / `clusters` (by
   // name). Runs on the worker thread; the caller serialises the merging.
   void merge_latency(std::map<std::string, stats::PhaseLatency>& listeners,
