@@ -461,7 +461,19 @@ std::string_view Session::version() const {
 std::string_view Session::cipher() const {
   if (!ssl_ || !handshake_done()) return {};
   const char* c = wolfSSL_get_cipher_name(ssl_.get());
-  return c ? c : "";
+  if (!c) return "";
+  // wolfSSL's own names for TLS 1.3 ("TLS13-AES128-GCM-SHA256") are not
+  // what anyone else says: OpenSSL (and so HAProxy's PROXY headers) uses the
+  // RFC 8446 names there. Its TLS 1.2 names already are OpenSSL's.
+  if (std::strncmp(c, "TLS13-", 6) == 0) {
+    const int suite = wolfSSL_get_current_cipher_suite(ssl_.get());
+    if (suite >= 0) {
+      const char* iana = wolfSSL_get_cipher_name_iana_from_suite(
+          static_cast<unsigned char>(suite >> 8), static_cast<unsigned char>(suite));
+      if (iana && std::strncmp(iana, "TLS_", 4) == 0) return iana;
+    }
+  }
+  return c;
 }
 
 bool Session::resumed() const {

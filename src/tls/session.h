@@ -151,7 +151,8 @@ class Session {
   // Negotiated ALPN protocol, empty if none.
   std::string_view alpn() const { return alpn_; }
   std::string_view version() const;  // "TLSv1.3", "TLSv1.2"; empty before the handshake
-  std::string_view cipher() const;   // e.g. "TLS_AES_128_GCM_SHA256"
+  // OpenSSL's name: "TLS_AES_128_GCM_SHA256" (TLS 1.3), "ECDHE-ECDSA-AES128-GCM-SHA256" (1.2)
+  std::string_view cipher() const;
   bool resumed() const;
   // Server: the verified client certificate's subject ("/CN=..."), empty
   // without one. Client: the server certificate's subject.

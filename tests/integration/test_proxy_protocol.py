@@ -529,3 +529,156 @@ endpoints = [ {{ address = "127.0.0.1:9" }} ]
         assert rc != 0, (pp, cl, out)
         assert want in out, (pp, cl, out)
         assert re.search(r":\d+:\d+: ", out), out
+
+
+def test_http2_clients_keep_their_own_addresses_through_a_send_proxy_cluster(gateways, peers):
+    """Streams of two HTTP/2 clients reach nginx each on a connection opened
+    for its own client."""
+    nport = free_port()
+    nginx_behind(peers, nport)
+    g = Gateway(f"""
+[global]
+workers = 1
+
+[[listener]]
+name = "web"
+bind = "127.0.0.1:0"
+protocol = "http"
+cluster = "app"
+
+[[cluster]]
+name = "app"
+send_proxy = "v1"
+endpoints = [ {{ address = "127.0.0.1:{nport}" }} ]
+""")
+    gateways.append(g)
+    host, port = g.address("web")
+    import h2.config
+    import h2.connection
+    import h2.events
+    for source in ("127.0.0.51", "127.0.0.52"):
+        # python3-h2: curl 7.88's --http2-prior-knowledge cannot reuse a
+        # connection (curl#10634, "Error in the HTTP2 framing layer").
+        s = socket.create_connection((host, port), timeout=10, source_address=(source, 0))
+        c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        c.initiate_connection()
+        bodies = {}
+        for sid in (1, 3, 5):
+            c.send_headers(sid, [(":method", "GET"), (":path", "/"), (":scheme", "http"),
+                                 (":authority", "t")], end_stream=True)
+        s.sendall(c.data_to_send())
+        ended = set()
+        while len(ended) < 3:
+            data = s.recv(65536)
+            assert data, bodies
+            for e in c.receive_data(data):
+                if isinstance(e, h2.events.DataReceived):
+                    bodies[e.stream_id] = bodies.get(e.stream_id, b"") + e.data
+                    c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+                elif isinstance(e, h2.events.StreamEnded):
+                    ended.add(e.stream_id)
+                elif isinstance(e, h2.events.StreamReset):
+                    raise AssertionError(f"stream {e.stream_id} reset")
+            s.sendall(c.data_to_send())
+        s.close()
+        lines = [bodies[sid].decode().strip() for sid in (1, 3, 5)]
+        assert all(l.startswith(f"{source}:") for l in lines), lines
+        # One client connection, one header: its streams went to nginx on
+        # connections opened for it alone.
+        assert len({l.split(" ")[0] for l in lines}) == 1, lines
+
+
+def parse_v2(data):
+    """A PROXY v2 header's addresses and TLVs (SSL sub-TLVs flattened)."""
+    assert data[:12] == SIG, data[:16]
+    length = struct.unpack(">H", data[14:16])[0]
+    body = data[16:16 + length]
+    fam = data[13] >> 4
+    alen = 4 if fam == 1 else 16
+    af = socket.AF_INET if fam == 1 else socket.AF_INET6
+    out = {"src": socket.inet_ntop(af, body[:alen]), "dst": socket.inet_ntop(af, body[alen:2 * alen]),
+           "sport": struct.unpack(">H", body[2 * alen:2 * alen + 2])[0]}
+    at = 2 * alen + 4
+    while at < len(body):
+        t, n = body[at], struct.unpack(">H", body[at + 1:at + 3])[0]
+        v = body[at + 3:at + 3 + n]
+        if t == 0x20:
+            out["ssl_client"] = v[0]
+            sub = 5
+            while sub < len(v):
+                st, sn = v[sub], struct.unpack(">H", v[sub + 1:sub + 3])[0]
+                out[f"ssl_{st:#x}"] = v[sub + 3:sub + 3 + sn].decode()
+                sub += 3 + sn
+        else:
+            out[f"{t:#x}"] = v
+        at += 3 + n
+    return out, 16 + length
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_l4_tls_termination_sends_the_tls_details_in_v2(gateways, version):
+    """An L4 listener terminating TLS: the v2 header carries the SSL TLV
+    (version, and the cipher by the name OpenSSL gives it, as HAProxy sends
+    it) and the server name the client asked for."""
+    from egwtest import TcpBackend
+    seen = []
+
+    def handler(conn, _):
+        data = b""
+        while len(data) < 16 or len(data) < 16 + struct.unpack(">H", data[14:16])[0]:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            data += chunk
+        header, n = parse_v2(data)
+        seen.append(header)
+        rest = data[n:]
+        while b"\n" not in rest:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            rest += chunk
+        conn.sendall(b"echo " + rest)
+
+    backend = TcpBackend(handler)
+    pki = Pki()
+    try:
+        leaf = pki.make_leaf("l4", "l4.test", ["l4.test"])
+        g = Gateway(f"""
+[global]
+workers = 1
+
+[[listener]]
+name = "edge"
+bind = "127.0.0.1:0"
+protocol = "tcp"
+cluster = "app"
+
+[listener.tls]
+certificates = {cert_table([leaf])}
+
+[[cluster]]
+name = "app"
+send_proxy = "v2"
+endpoints = [ {{ address = "{backend.address}" }} ]
+""")
+        gateways.append(g)
+        ctx = client_context(ca=pki.ca["cert"], version=version)
+        raw = socket.create_connection(g.address("edge"), timeout=10,
+                                       source_address=("127.0.0.61", 0))
+        sport = raw.getsockname()[1]
+        s = ctx.wrap_socket(raw, server_hostname="l4.test")
+        s.sendall(b"ping\n")
+        assert s.recv(100) == b"echo ping\n"
+        cipher = s.cipher()[0]
+        s.close()
+        h = seen[0]
+        assert h["src"] == "127.0.0.61" and h["sport"] == sport, h
+        assert h["dst"] == "127.0.0.1", h
+        assert h["0x2"] == b"l4.test", h            # AUTHORITY: the SNI
+        assert h["ssl_client"] & 1, h               # PP2_CLIENT_SSL
+        assert h["ssl_0x21"] == f"TLSv{version}", h  # VERSION
+        assert h["ssl_0x23"] == cipher, (h, cipher)  # CIPHER, as the client saw it
+    finally:
+        backend.stop()
+        pki.cleanup()
