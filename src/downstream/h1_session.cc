@@ -643,6 +643,7 @@ void H1Session::count_status(uint16_t status) {
   const size_t cls = status / 100;
   if (cls >= 1 && cls <= 5)
     worker_.stats().http_status[cls].fetch_add(1, std::memory_order_relaxed);
+  if (listener_.latency) listener_.latency->count_response(0, status);
 }
 
 }  // namespace egw::downstream

@@ -826,6 +826,7 @@ void H2Session::count_status(uint16_t status) {
   const size_t cls = status / 100;
   if (cls >= 1 && cls <= 5)
     worker_.stats().http_status[cls].fetch_add(1, std::memory_order_relaxed);
+  if (listener_.latency) listener_.latency->count_response(1, status);
 }
 
 }  // namespace egw::downstream

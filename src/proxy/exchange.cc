@@ -353,6 +353,7 @@ void Exchange::on_response_head(upstream::Stream& c, const ph::ResponseHead& h) 
   }
   if (informational) return;
   resp_started_ = true;
+  count_cluster_response(h.status);
   record(stats::Phase::kTimeToFirstByte, headers_ns_, true, true);
   if (tunnel) {
     if (h.status != 101) c.set_tunnel();
@@ -436,7 +437,14 @@ void Exchange::fail(uint16_t status) {
     down_.reset();
     return;
   }
+  count_cluster_response(status);
   down_.respond_error(status);
+}
+
+void Exchange::count_cluster_response(uint16_t status) {
+  if (!cluster_ || !cluster_->latency) return;
+  const bool h2 = cluster_config().http_protocol == config::ClusterConfig::HttpProtocol::kH2;
+  cluster_->latency->count_response(h2 ? 1 : 0, status);
 }
 
 void Exchange::close_upstream() {

@@ -153,6 +153,8 @@ class Exchange final : private upstream::Attempt::Handler, private upstream::Str
   void connect_to(int endpoint);
   void send_request();
   void fail(uint16_t status);  // before the response: close upstream, answer `status`
+  // A final status answered for a request routed to a cluster.
+  void count_cluster_response(uint16_t status);
   void close_upstream();
   void release_upstream();
   void arm_timer(uint64_t delay_ms);

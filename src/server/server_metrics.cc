@@ -214,6 +214,7 @@ std::string Server::render_metrics() {
 
   // Latency by phase, merged over the workers that answered.
   std::map<std::string, WorkerMetrics::Phases> listeners, clusters;
+  std::map<std::string, WorkerMetrics::Responses> listener_responses, cluster_responses;
   uring::LoopCounters loop;
   uint64_t buffers_in_use = 0, buffers = 0, chunks = 0;
   for (size_t i = 0; i < g->workers.size(); ++i) {
@@ -225,6 +226,15 @@ std::string Server::render_metrics() {
     for (const auto& [name, p] : w.clusters)
       for (size_t k = 0; k < p.size(); ++k)
         clusters[name][k].add(p[k]);
+    auto add = [](std::map<std::string, WorkerMetrics::Responses>& to,
+                  const std::map<std::string, WorkerMetrics::Responses>& from) {
+      for (const auto& [name, r] : from)
+        for (size_t p = 0; p < 2; ++p)
+          for (size_t c = 0; c < 6; ++c)
+            to[name][p][c] += r[p][c];
+    };
+    add(listener_responses, w.listener_responses);
+    add(cluster_responses, w.cluster_responses);
     for (size_t k = 0; k < loop.sqes.size(); ++k)
       loop.sqes[k] += w.loop.sqes[k];
     loop.enters += w.loop.enters;
@@ -236,6 +246,23 @@ std::string Server::render_metrics() {
     chunks += w.chunks_in_use;
   }
   lock.unlock();
+  auto responses = [&](const char* family, const char* key, const char* help,
+                       const std::map<std::string, WorkerMetrics::Responses>& by_name) {
+    x.family(family, "counter", help);
+    for (const auto& [name, r] : by_name)
+      for (size_t p = 0; p < 2; ++p)
+        for (size_t c = 1; c <= 5; ++c)
+          x.sample(
+              family,
+              {{key, name}, {"protocol", p ? "h2" : "http1"}, {"class", fmt::format("{}xx", c)}},
+              r[p][c]);
+  };
+  responses("egw_listener_responses_total", "listener",
+            "Responses to clients by their protocol and status class.", listener_responses);
+  responses("egw_cluster_responses_total", "cluster",
+            "Final responses for requests routed to the cluster (the endpoints' and the proxy's "
+            "own errors), by the protocol spoken to its endpoints and status class.",
+            cluster_responses);
   x.family("egw_listener_phase_seconds", "histogram",
            "Latency by phase per listener: accept_to_headers, tls_handshake, queue_wait, "
            "connect, ttfb, total.");

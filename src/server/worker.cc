@@ -432,10 +432,14 @@ void Worker::collect_metrics(WorkerMetrics& out) {
       p[i] = stats::LatencyBuckets::of(lat.phases[i]);
     return p;
   };
-  for (const auto& [name, lat] : listener_latency_)
+  for (const auto& [name, lat] : listener_latency_) {
     out.listeners[name] = reduce(*lat);
-  for (const auto& [name, lat] : cluster_latency_)
+    out.listener_responses[name] = lat->responses;
+  }
+  for (const auto& [name, lat] : cluster_latency_) {
     out.clusters[name] = reduce(*lat);
+    out.cluster_responses[name] = lat->responses;
+  }
   if (loop_) {
     out.loop = loop_->counters();
     out.buffers_in_use = loop_->buffers().in_use();

@@ -59,7 +59,9 @@ struct WorkerSnapshot {
 // What a worker hands a metrics scrape (computed on its own thread).
 struct WorkerMetrics {
   using Phases = std::array<stats::LatencyBuckets, static_cast<size_t>(stats::Phase::kCount)>;
-  std::map<std::string, Phases> listeners, clusters;  // by name
+  std::map<std::string, Phases> listeners, clusters;         // by name
+  using Responses = std::array<std::array<uint64_t, 6>, 2>;  // protocol, status class
+  std::map<std::string, Responses> listener_responses, cluster_responses;
   uring::LoopCounters loop;
   uint64_t buffers_in_use = 0, buffers = 0, chunks_in_use = 0;
 };

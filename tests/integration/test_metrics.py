@@ -113,6 +113,41 @@ def test_promtool_accepts_the_output_and_counters_match_the_traffic(gateways, ba
     assert value(scrape(g), "egw_config_generation") == 2
 
 
+def test_responses_by_listener_cluster_protocol_and_class(gateways, backend):
+    extra = """
+[[listener.route]]
+match = { path_prefix = "/dead" }
+cluster = "dead"
+"""
+    cfg = config(backend.address, extra) + """
+[[cluster]]
+name = "dead"
+retries = 0
+endpoints = [ { address = "127.0.0.1:1" } ]
+"""
+    g = Gateway(cfg)
+    gateways.append(g)
+    send_requests(g, 5)
+    host, port = g.address("web")
+    out = subprocess.run(["nghttp", "-n", f"http://{host}:{port}/a", f"http://{host}:{port}/b",
+                          f"http://{host}:{port}/c"], capture_output=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    dead = http_exchange((host, port), b"GET /dead HTTP/1.1\r\nHost: t\r\n\r\n",
+                         read_until_close=False)
+    assert dead.startswith(b"HTTP/1.1 50"), dead
+    text = scrape(g)
+    lab = lambda k, n, p, c: f'{{{k}="{n}",protocol="{p}",class="{c}"}}'  # noqa: E731
+    assert value(text, "egw_listener_responses_total", lab("listener", "web", "http1", "2xx")) == 5
+    assert value(text, "egw_listener_responses_total", lab("listener", "web", "h2", "2xx")) == 3
+    assert value(text, "egw_listener_responses_total", lab("listener", "web", "http1", "5xx")) == 1
+    # The cluster counts what was routed to it, by the protocol spoken to
+    # its endpoints (HTTP/1.1 here, for the HTTP/2 clients too).
+    assert value(text, "egw_cluster_responses_total", lab("cluster", "app", "http1", "2xx")) == 8
+    assert value(text, "egw_cluster_responses_total", lab("cluster", "app", "h2", "2xx")) == 0
+    assert value(text, "egw_cluster_responses_total", lab("cluster", "dead", "http1", "5xx")) == 1
+    assert value(text, "egw_cluster_responses_total", lab("cluster", "app", "http1", "5xx")) == 0
+
+
 def test_other_paths_methods_and_stalled_clients(gateways, backend):
     g = Gateway(config(backend.address))
     gateways.append(g)
