@@ -3,13 +3,11 @@ promtool, counters that match the traffic a test sent, the latency
 histograms, a real Prometheus server scraping the gateway, and a scrape
 endpoint that a bad client cannot stall or break."""
 import json
-import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -18,6 +16,7 @@ import pytest
 
 from egwtest import Gateway, run_check, wait_until
 from httptest import http_exchange
+from loadtest import free_port
 
 pytestmark = pytest.mark.usefixtures("clean_exit")
 
@@ -178,10 +177,7 @@ def test_a_real_prometheus_scrapes_the_gateway(gateways, backend, tmp_path):
     gateways.append(g)
     host, port = metrics_address(g)
     send_requests(g, 21)
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    web = s.getsockname()[1]
-    s.close()
+    web = free_port()
     (tmp_path / "prometheus.yml").write_text(f"""
 global:
   scrape_interval: 1s

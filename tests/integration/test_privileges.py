@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from egwtest import Gateway, run_check, wait_until
+from egwtest import Gateway, run_check
 from httptest import http_exchange
 
 pytestmark = [

@@ -9,7 +9,6 @@ import re
 import shutil
 import signal
 import socket
-import ssl
 import struct
 import subprocess
 import tempfile
@@ -18,7 +17,8 @@ import time
 import pytest
 
 from egwtest import Gateway, wait_until
-from httptest import HttpBackend, Reader, parse_head, read_to_eof
+from httptest import Reader, parse_head, read_to_eof
+from loadtest import free_port
 from tlstest import Pki, cert_table, client_context
 
 pytestmark = pytest.mark.usefixtures("clean_exit")
@@ -36,14 +36,6 @@ def v2_header(src, sport, dst, dport, tlvs=b"", command=1):
     body += tlvs
     return SIG + bytes([0x20 | command, fam if command == 1 else 0]) + struct.pack(
         ">H", len(body)) + body
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Peer:
