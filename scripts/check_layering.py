@@ -96,6 +96,7 @@ LIBS = {
     "fmt": ("fmt/",),
     "cli11": ("CLI/",),
     "libsystemd": ("systemd/",),
+    "nlohmann-json": ("nlohmann/",),
     "test framework": ("gtest/", "gmock/", "benchmark/"),
 }
 ALLOWED_LIBS = {
@@ -103,13 +104,13 @@ ALLOWED_LIBS = {
     "uring": {"fmt", "liburing", "I/O"},
     "proto": {"fmt", "nghttp2", "nghttp3", "ngtcp2", "gnutls"},
     "src": {"fmt", "liburing", "I/O", "nghttp2", "nghttp3", "ngtcp2", "gnutls", "wolfssl",
-            "re2", "xxhash", "toml++", "cli11", "libsystemd"},
+            "re2", "xxhash", "toml++", "cli11", "libsystemd", "nlohmann-json"},
 }
 
 # Sub-layers of src/: what each may include besides its own folder ("base",
 # "uring", "proto" are the layers; other names are folders of src/).
 SUBLAYERS = ("balancer", "stats", "route", "config", "tls", "net", "http", "upstream",
-             "proxy", "downstream", "server", "load", "main.cc")
+             "proxy", "downstream", "server", "load", "ctl", "main.cc")
 _ALL = {"base", "uring", "proto", *SUBLAYERS}
 SUBLAYER_ALLOWED = {
     "balancer": {"base", "proto"},
@@ -122,9 +123,11 @@ SUBLAYER_ALLOWED = {
     "upstream": {"base", "uring", "proto", "config", "balancer", "stats", "tls", "net", "http"},
     "proxy": {"base", "uring", "proto", "config", "route", "balancer", "stats", "tls", "net",
               "http", "upstream"},
-    "downstream": _ALL - {"server", "load", "main.cc"},
-    "server": _ALL - {"load", "main.cc"},
+    "downstream": _ALL - {"server", "load", "ctl", "main.cc"},
+    "server": _ALL - {"load", "ctl", "main.cc"},
     "load": {"base", "uring", "proto", "balancer", "stats", "route", "tls", "net", "http"},
+    # the admin client: reads a config for the socket path, speaks JSON
+    "ctl": {"base", "config"},
     "main.cc": _ALL,
 }
 # Includes a sub-layer may make only from its .cc files.

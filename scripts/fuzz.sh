@@ -21,6 +21,7 @@ for target in tests/fuzz/*_fuzz.cc; do
     tls_sniff_*) sources=(proto/tls_sniff/*.cc) ;;
     proxy_protocol_*) sources=(proto/proxy_protocol/*.cc) ;;
     h2_*) sources=(proto/h2/*.cc proto/http/*.cc) ;;
+    admin_command_*) sources=(src/server/admin_command.cc) ;;
     *) echo "fuzz: no sources known for $name" >&2; exit 1 ;;
   esac
   libs=()
@@ -33,6 +34,7 @@ for target in tests/fuzz/*_fuzz.cc; do
           libs+=("-DEGW_NGHTTP2_${sym##*:}=1")
       done
       ;;
+    admin_command_*) libs=(-lfmt) ;;
   esac
   clang++ "${flags[@]}" "${sources[@]}" "$target" "${libs[@]}" -o "$out/$name"
   corpus_name=${name%_fuzz}

@@ -17,7 +17,7 @@ PACKAGES=(
   # libraries
   liburing-dev libwolfssl-dev libnghttp2-dev libgnutls28-dev
   libtomlplusplus-dev libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev libcli11-dev
-  libxxhash-dev libre2-dev libsystemd-dev
+  libxxhash-dev libre2-dev libsystemd-dev nlohmann-json3-dev
   # real peers for tests and benchmarks
   curl nghttp2-client nghttp2-server nghttp2-proxy wrk iperf3 python3-h2 python3-websockets python3-grpcio python3-pytest haproxy nginx-light libnginx-mod-stream
   openssl gnuplot-nox procps iproute2 util-linux

@@ -7,8 +7,12 @@
 //   expressgateway --print-example      print the example configuration
 //   expressgateway --probe              print the kernel feature report
 //   expressgateway --version
+//   expressgateway ctl [--socket PATH] [--json] COMMAND...   the admin API (src/ctl/ctl.h)
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstring>
+
+#include "src/ctl/ctl.h"
 
 #include "src/config/loader.h"
 #include "src/server/server.h"
@@ -16,6 +20,7 @@
 
 int main(int argc, char** argv) {
   using namespace egw;
+  if (argc >= 2 && std::strcmp(argv[1], "ctl") == 0) return ctl::main(argc - 1, argv + 1);
   CLI::App app{"ExpressGateway: an io_uring-native L4/L7 reverse proxy and load balancer"};
   server::Options options;
   bool check = false, version = false, example = false, probe = false;

@@ -241,6 +241,18 @@ struct AdminConfig {
   std::optional<SocketAddress> metrics;
   std::string metrics_text;
   SourceLoc metrics_loc;
+  // The admin API (one command per line, one JSON reply per line) on this
+  // Unix socket; empty: off. Created with `socket_mode`, owned by
+  // socket_user / socket_group when set (else by the starting user).
+  std::string socket;
+  uint32_t socket_mode = 0600;
+  std::string socket_user, socket_group;
+  SourceLoc socket_loc;
+
+  bool operator==(const AdminConfig& o) const {
+    return metrics_text == o.metrics_text && socket == o.socket && socket_mode == o.socket_mode &&
+           socket_user == o.socket_user && socket_group == o.socket_group;
+  }
 };
 
 struct Config {

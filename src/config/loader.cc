@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <toml++/toml.h>
 #include "src/route/cidr.h"
 #include "src/route/regex.h"
@@ -42,7 +43,7 @@ struct KeySpec {
 
 constexpr KeySpec kTopKeys[] = {
     {"global", Kind::kTable, "", "process-wide settings"},
-    {"admin", Kind::kTable, "", "operator access: the metrics endpoint"},
+    {"admin", Kind::kTable, "", "operator access: the admin socket and the metrics endpoint"},
     {"listener", Kind::kArrayOfTables, "", "where downstream connections arrive"},
     {"cluster", Kind::kArrayOfTables, "", "named sets of upstream endpoints"},
 };
@@ -71,6 +72,14 @@ constexpr KeySpec kAdminKeys[] = {
     {"metrics", Kind::kString, "\"\"",
      "GET /metrics in the Prometheus text format on this address (\"127.0.0.1:9145\"; a "
      "loopback or private address: it has no authentication); \"\" = off"},
+    {"socket", Kind::kString, "\"\"",
+     "the admin API on this Unix socket (`expressgateway ctl`; \"/run/expressgateway/admin.sock\""
+     " under systemd); \"\" = off"},
+    {"socket_mode", Kind::kString, "\"0600\"",
+     "permissions of the admin socket (octal): whoever may connect may reload and drain"},
+    {"socket_user", Kind::kString, "\"\"", "owner of the admin socket; \"\" = the starting user"},
+    {"socket_group", Kind::kString, "\"\"",
+     "group of the admin socket (with socket_mode = \"0660\": its members may use it)"},
 };
 
 constexpr KeySpec kListenerKeys[] = {
@@ -1253,6 +1262,46 @@ void validate(Context& ctx, Config& cfg) {
   if (cfg.listeners.empty()) ctx.error(SourceLoc{}, "no [[listener]] defined: nothing to serve");
 }
 
+// [admin] socket and its ownership.
+void read_admin_socket(Context& ctx, Reader& r, AdminConfig& a) {
+  a.socket = r.string("socket");
+  a.socket_loc = r.loc("socket");
+  if (!a.socket.empty()) {
+    if (a.socket.front() != '/') {
+      ctx.error(a.socket_loc, "socket '{}' in [admin] must be an absolute path", a.socket);
+    } else if (a.socket.size() >= sizeof(sockaddr_un::sun_path)) {
+      ctx.error(a.socket_loc,
+                "socket '{}' in [admin] is longer than a Unix socket path may be ({})", a.socket,
+                sizeof(sockaddr_un::sun_path) - 1);
+    }
+  }
+  const std::string mode = r.string("socket_mode");
+  uint32_t m = 0;
+  const auto [end, ec] = std::from_chars(mode.data(), mode.data() + mode.size(), m, 8);
+  if (mode.empty() || ec != std::errc{} || end != mode.data() + mode.size() || m > 0777) {
+    ctx.error(r.loc("socket_mode"),
+              "socket_mode '{}' in [admin] is not an octal permission such as \"0600\" or \"0660\"",
+              mode);
+  } else if (m & 0007) {
+    ctx.error(r.loc("socket_mode"),
+              "socket_mode '{}' in [admin] lets every local user in (whoever connects may reload, "
+              "drain and upgrade): give access through socket_group instead",
+              mode);
+  } else {
+    a.socket_mode = m;
+  }
+  a.socket_user = r.string("socket_user");
+  a.socket_group = r.string("socket_group");
+  if (!a.socket_user.empty() && ::getpwnam(a.socket_user.c_str()) == nullptr) {
+    ctx.error(r.loc("socket_user"), "socket_user '{}' in [admin] does not exist on this system",
+              a.socket_user);
+  }
+  if (!a.socket_group.empty() && ::getgrnam(a.socket_group.c_str()) == nullptr) {
+    ctx.error(r.loc("socket_group"), "socket_group '{}' in [admin] does not exist on this system",
+              a.socket_group);
+  }
+}
+
 LoadResult load_table(Context& ctx, const toml::table& root) {
   auto cfg = std::make_shared<Config>();
   cfg->path = ctx.path();
@@ -1268,6 +1317,7 @@ LoadResult load_table(Context& ctx, const toml::table& root) {
         cfg->admin.metrics = *a;
       }
     }
+    read_admin_socket(ctx, r, cfg->admin);
   }
   if (const toml::array* cs = top.array("cluster", Kind::kArrayOfTables)) {
     for (size_t i = 0; i < cs->size(); ++i) {

@@ -208,6 +208,18 @@ void Connection::abort() {
   close(false);
 }
 
+void Connection::describe(SessionInfo& out) const {
+  out.listener = &snap_.runtime->config->listeners[listener_].name;
+  out.peer = peer_;
+  out.accept_ns = accept_ns_;
+  if (codec_) {
+    codec_->describe(out);
+    return;
+  }
+  out.protocol = "http";
+  out.state = stream_.handshake_done() ? "waiting_first_byte" : "tls_handshake";
+}
+
 void Connection::drain() {
   draining_ = true;
   if (codec_) {

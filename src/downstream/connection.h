@@ -44,6 +44,8 @@ class Codec {
   virtual void on_sent() = 0;
   virtual void abort() = 0;
   virtual void drain() = 0;
+  // protocol, state and streams of `out` (the admin API).
+  virtual void describe(SessionInfo& out) const = 0;
 };
 
 // What a codec knows of its connection (all of it owned by the Connection;
@@ -78,6 +80,7 @@ class Connection final : public Session, private net::ByteStreamHandler {
   void start();
   void abort() override;
   void drain() override;
+  void describe(SessionInfo& out) const override;
 
  private:
   enum class Kind : uint8_t { kNone, kH1, kH2 };

@@ -89,6 +89,10 @@ class H1Session final : public Codec, private proxy::Downstream {
   void on_sent() override;
   void abort() override;
   void drain() override;
+  void describe(SessionInfo& out) const override {
+    out.protocol = "http1";
+    out.state = to_string(state_);
+  }
   State state() const { return state_; }
 
  private:

@@ -116,6 +116,11 @@ class H2Session final : public Codec,
   void on_sent() override;
   void abort() override;
   void drain() override;
+  void describe(SessionInfo& out) const override {
+    out.protocol = "h2";
+    out.state = closing_ ? "closing" : fatal_ ? "goaway_error" : draining_ ? "draining" : "open";
+    out.streams = static_cast<uint32_t>(streams_.size());
+  }
 
  private:
   friend class H2Stream;

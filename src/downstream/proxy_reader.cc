@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include "egw/clock.h"
 #include "egw/log.h"
 #include "proto/proxy_protocol/header.h"
 #include "src/net/proxy_header.h"
@@ -12,13 +13,22 @@ namespace egw::downstream {
 
 namespace pp = proto::proxy_protocol;
 
+void ProxyReader::describe(SessionInfo& out) const {
+  out.protocol = "proxy_header";
+  out.state = "reading";
+  out.listener = &snap_.runtime->config->listeners[listener_].name;
+  out.peer = peer_;
+  out.accept_ns = accept_ns_;
+}
+
 ProxyReader::ProxyReader(server::Worker& worker, server::WorkerSnapshot& snap, size_t listener,
                          UniqueFd fd)
     : worker_(worker),
       snap_(snap),
       fd_(std::move(fd)),
       poller_(worker.loop(), *this),
-      listener_(static_cast<uint32_t>(listener)) {
+      listener_(static_cast<uint32_t>(listener)),
+      accept_ns_(clock::cached_ns()) {
   if (auto p = SocketAddress::peer_of(fd_.get())) peer_ = *p;
   timer_.set_callback([this] {
     worker_.stats().proxy_timeouts.fetch_add(1, std::memory_order_relaxed);

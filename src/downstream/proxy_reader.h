@@ -42,6 +42,7 @@ class ProxyReader final : public Session, private uring::PollWaiterHandler {
   void start();
   void abort() override { finish(false); }
   void drain() override { finish(false); }  // nothing asked yet
+  void describe(SessionInfo& out) const override;
 
   // For the worker once it is done (on_poll_released): the outcome.
   bool ok() const { return ok_; }
@@ -65,6 +66,7 @@ class ProxyReader final : public Session, private uring::PollWaiterHandler {
   uring::PollWaiter poller_;
   uring::Timer timer_;
   uint32_t listener_;
+  uint64_t accept_ns_;
   int rcvlowat_ = 0;  // SO_RCVLOWAT set while waiting (0: untouched)
   bool peer_done_ = false;
   bool has_addresses_ = false;

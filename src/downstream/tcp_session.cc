@@ -286,8 +286,7 @@ void TcpSession::on_timer() {
   const uint64_t now = worker_.loop().now_ms();
   switch (state_) {
     case State::kQueued:
-      attempt_.leave_queue();
-      worker_.stats().queue_timeouts.fetch_add(1, std::memory_order_relaxed);
+      attempt_.queue_timed_out();
       fail("queue timeout");
       return;
     case State::kSniffing:
@@ -339,6 +338,16 @@ void TcpSession::on_relay_done(uring::Relay&, int err) {
 void TcpSession::fail(const char* why) {
   EGW_LOG(debug, "client {} (listener {}): closing: {}", peer_.to_string(), listener_.name, why);
   close();
+}
+
+void TcpSession::describe(SessionInfo& out) const {
+  static constexpr const char* kStates[] = {"sniffing",   "tls_handshake", "picking", "queued",
+                                            "connecting", "relaying",      "closing"};
+  out.protocol = "tcp";
+  out.state = kStates[static_cast<size_t>(state_)];
+  out.listener = &listener_.name;
+  out.peer = peer_;
+  out.accept_ns = accept_ns_;
 }
 
 void TcpSession::abort() {

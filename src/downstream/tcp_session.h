@@ -74,6 +74,7 @@ class TcpSession final : public Session,
 
   void start();
   void abort() override;
+  void describe(SessionInfo& out) const override;
 
   State state() const { return state_; }
 

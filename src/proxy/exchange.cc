@@ -493,8 +493,7 @@ void Exchange::on_timer() {
     case State::kDone:
       return;
     case State::kQueued:
-      attempt_.leave_queue();
-      stats.queue_timeouts.fetch_add(1, std::memory_order_relaxed);
+      attempt_.queue_timed_out();
       fail(503);
       return;
     case State::kConnecting:

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "egw/log.h"
+
 #include "uring/net.h"
 
 namespace egw::server {
@@ -114,11 +116,17 @@ BuildResult build_runtime(config::ConfigPtr cfg, const Runtime* previous, unsign
   rt->config = cfg;
   rt->generation = generation;
   rt->workers = workers;
+  // Endpoints carried over, with their new entries in the file.
+  std::vector<std::pair<upstream::EndpointState*, const config::EndpointConfig*>> carried;
   for (const auto& cc : cfg->clusters) {
     std::vector<std::shared_ptr<upstream::EndpointState>> eps;
     for (const auto& ec : cc.endpoints) {
       auto ep = find_endpoint(previous, cc.name, ec.address);
-      if (!ep) ep = std::make_shared<upstream::EndpointState>(cc.name, ec);
+      if (ep) {
+        carried.emplace_back(ep.get(), &ec);
+      } else {
+        ep = std::make_shared<upstream::EndpointState>(cc.name, ec);
+      }
       eps.push_back(std::move(ep));
     }
     rt->clusters.push_back(std::make_shared<upstream::Cluster>(cc, std::move(eps), workers));
@@ -175,7 +183,15 @@ BuildResult build_runtime(config::ConfigPtr cfg, const Runtime* previous, unsign
       binds.push_back(std::move(bs));
     }
   }
-  if (out.errors.empty()) out.runtime = std::move(rt);
+  if (!out.errors.empty()) return out;
+  for (auto [ep, ec] : carried) {
+    // What an operator set stays, unless the file changed that value too.
+    if (const std::string dropped = ep->reconfigured(*ec); !dropped.empty()) {
+      EGW_LOG(info, "endpoint {}: the file changed its {}: the admin setting gives way",
+              ep->label(), dropped);
+    }
+  }
+  out.runtime = std::move(rt);
   return out;
 }
 

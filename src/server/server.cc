@@ -1,6 +1,7 @@
 #include "src/server/server.h"
 
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -92,6 +93,20 @@ int Server::run() {
   publish_runtime();
   start_time_s_ =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  control_wake_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!control_wake_) {
+    EGW_LOG(error, "eventfd: {}", std::strerror(errno));
+    return kExitFailure;
+  }
+  if (!cfg->admin.socket.empty()) {
+    std::string why;
+    admin_ = AdminServer::bind(cfg->admin, why);
+    if (!admin_) {
+      EGW_LOG(error, "{}:{}:{}: [admin] socket: {}", options_.config_path,
+              cfg->admin.socket_loc.line, cfg->admin.socket_loc.column, why);
+      return kExitInvalidConfig;
+    }
+  }
   if (const auto& m = cfg->admin.metrics) {
     std::string why;
     metrics_ = MetricsServer::bind(*m, why);
@@ -129,6 +144,11 @@ int Server::run() {
     metrics_->start([this] { return render_metrics(); });
     EGW_LOG(info, "metrics: http://{}/metrics", metrics_->address().to_string());
   }
+  if (admin_) {
+    admin_->start([this](std::string_view line) { return admin_reply(line); });
+    EGW_LOG(info, "admin socket: {} (expressgateway ctl --socket {} help)", admin_->path(),
+            admin_->path());
+  }
   log_ready();
   notifier_.ready(status_line());
   beats_ = std::make_unique<std::atomic<uint64_t>[]>(worker_count_);
@@ -140,10 +160,11 @@ int Server::run() {
 
   bool draining = false;
   for (;;) {
-    pollfd p{sfd.get(), POLLIN, 0};
+    pollfd p[2] = {{sfd.get(), POLLIN, 0}, {control_wake_.get(), POLLIN, 0}};
     int wait_ms = draining ? 50 : 1000;
     if (beat_ms) wait_ms = static_cast<int>(std::min<uint64_t>(wait_ms, beat_ms));
-    ::poll(&p, 1, wait_ms);
+    ::poll(p, 2, wait_ms);
+    if (p[1].revents & POLLIN) run_control_tasks();
     if (beat_ms) {
       const uint64_t now =
           static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -155,7 +176,7 @@ int Server::run() {
     while (::read(sfd.get(), &si, sizeof(si)) == sizeof(si)) {
       switch (si.ssi_signo) {
         case SIGHUP:
-          if (!draining) reload();
+          if (!draining) reload("SIGHUP");
           break;
         case SIGUSR1:
           log_stats();
@@ -168,6 +189,7 @@ int Server::run() {
                     strsignal(static_cast<int>(si.ssi_signo)),
                     runtime_->config->global.grace_period_ms);
             draining = true;
+            draining_ = true;
             notifier_.stopping(fmt::format("draining (grace period {} ms)",
                                            runtime_->config->global.grace_period_ms));
             drain(runtime_->config->global.grace_period_ms);
@@ -185,7 +207,10 @@ int Server::run() {
       if (all) break;
     }
   }
-  metrics_.reset();  // its scrapes ask the workers
+  // Both ask the workers: gone before the workers are.
+  close_control_tasks();
+  admin_.reset();
+  metrics_.reset();
   for (auto& w : workers_)
     w->join();
   EGW_LOG(info, "stopped");
@@ -249,20 +274,59 @@ std::string Server::status_line() const {
                      runtime_->config->listeners.size());
 }
 
-void Server::reload() {
-  EGW_LOG(info, "SIGHUP: reloading {}", options_.config_path);
+bool Server::reload(std::string_view why, std::vector<std::string>* errors) {
+  EGW_LOG(info, "{}: reloading {}", why, options_.config_path);
   notifier_.reloading();
-  const bool ok = apply_reload();
+  const bool ok = apply_reload(errors);
   notifier_.ready(
       ok ? status_line()
          : fmt::format("reload failed: keeping generation {} (see the log)", generation_));
+  return ok;
 }
 
-bool Server::apply_reload() {
+void Server::post_control(ControlTask task) {
+  {
+    std::lock_guard<std::mutex> lock(control_mu_);
+    if (!control_closed_) {
+      control_tasks_.push_back(std::move(task));
+      const uint64_t one = 1;
+      [[maybe_unused]] const ssize_t n = ::write(control_wake_.get(), &one, sizeof(one));
+      return;
+    }
+  }
+  task(false);
+}
+
+void Server::run_control_tasks() {
+  uint64_t n = 0;
+  [[maybe_unused]] const ssize_t r = ::read(control_wake_.get(), &n, sizeof(n));
+  std::vector<ControlTask> tasks;
+  {
+    std::lock_guard<std::mutex> lock(control_mu_);
+    tasks.swap(control_tasks_);
+  }
+  for (auto& t : tasks)
+    t(true);
+}
+
+void Server::close_control_tasks() {
+  std::vector<ControlTask> tasks;
+  {
+    std::lock_guard<std::mutex> lock(control_mu_);
+    control_closed_ = true;
+    tasks.swap(control_tasks_);
+  }
+  for (auto& t : tasks)
+    t(false);
+}
+
+bool Server::apply_reload(std::vector<std::string>* errors) {
   auto loaded = config::load_file(options_.config_path);
   if (!loaded.errors.empty()) {
-    for (const auto& e : loaded.errors)
+    for (const auto& e : loaded.errors) {
       EGW_LOG(error, "reload: {}", e.to_string());
+      if (errors) errors->push_back(e.to_string());
+    }
     EGW_LOG(error, "reload failed: keeping the running configuration (generation {})", generation_);
     return false;
   }
@@ -272,11 +336,10 @@ bool Server::apply_reload() {
   if (cfg->global.buffer_count != old.buffer_count || cfg->global.buffer_size != old.buffer_size ||
       cfg->global.max_pipes != old.max_pipes || cfg->global.pipe_size != old.pipe_size ||
       cfg->global.max_sessions != old.max_sessions || cfg->global.user != old.user ||
-      cfg->global.group != old.group ||
-      cfg->admin.metrics_text != runtime_->config->admin.metrics_text ||
+      cfg->global.group != old.group || !(cfg->admin == runtime_->config->admin) ||
       (loaded.config->global.workers != worker_count_ && !options_.workers)) {
     EGW_LOG(warn,
-            "reload: [global] workers, buffer/pipe/session sizes, user, group and [admin] metrics "
+            "reload: [global] workers, buffer/pipe/session sizes, user, group and [admin] "
             "take effect at restart");
     cfg->global.buffer_count = old.buffer_count;
     cfg->global.buffer_size = old.buffer_size;
@@ -290,8 +353,10 @@ bool Server::apply_reload() {
   if (!options_.log_level) log::set_level(cfg->global.log_level);
   auto built = build_runtime(cfg, runtime_.get(), worker_count_, generation_ + 1, tickets_);
   if (!built.errors.empty()) {
-    for (const auto& e : built.errors)
+    for (const auto& e : built.errors) {
       EGW_LOG(error, "reload: {}", e.to_string());
+      if (errors) errors->push_back(e.to_string());
+    }
     EGW_LOG(error, "reload failed: keeping the running configuration (generation {})", generation_);
     return false;
   }

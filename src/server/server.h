@@ -5,10 +5,13 @@
 //   SIGTERM, SIGINT drain: stop accepting, let sessions finish for
 //                   grace_period_ms, then close them; a second signal closes
 //                   them at once.
-// The control thread never touches a worker's objects: it posts to mailboxes.
+// and for what the admin API hands it (a reload), through a task queue and
+// an eventfd beside the signalfd. The control thread never touches a
+// worker's objects: it posts to mailboxes.
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -16,6 +19,9 @@
 #include <vector>
 
 #include "egw/log.h"
+#include "egw/unique_fd.h"
+#include "src/server/admin.h"
+#include "src/server/admin_command.h"
 #include "src/server/metrics.h"
 #include "src/server/notify.h"
 #include "src/server/runtime.h"
@@ -46,8 +52,20 @@ class Server {
   Worker* worker(unsigned i) { return i < workers_.size() ? workers_[i].get() : nullptr; }
 
  private:
-  void reload();
-  bool apply_reload();  // false: the running configuration stays
+  // Reloads the file (`why`: "SIGHUP", "admin"); false when it is invalid
+  // and the running configuration stays, with the errors in `errors`.
+  bool reload(std::string_view why, std::vector<std::string>* errors = nullptr);
+  bool apply_reload(std::vector<std::string>* errors);
+  // The admin API (its thread): one reply line for one command line.
+  std::string admin_reply(std::string_view line);
+  std::string admin_execute(const AdminCommand& cmd);
+  // Runs `task(true)` on the control thread; once the control thread stops
+  // taking tasks, `task(false)` runs instead (at once, or at shutdown for
+  // tasks already queued). Any thread.
+  using ControlTask = std::function<void(bool run)>;
+  void post_control(ControlTask task);
+  void run_control_tasks();
+  void close_control_tasks();
   void drain(uint32_t grace_ms);
   void log_ready() const;
   // The Prometheus text for GET /metrics (the metrics thread).
@@ -71,6 +89,12 @@ class Server {
   std::shared_ptr<tls::TicketKeys> tickets_;
   Notifier notifier_;
   std::unique_ptr<MetricsServer> metrics_;
+  std::unique_ptr<AdminServer> admin_;
+  UniqueFd control_wake_;  // eventfd: a control task is queued
+  std::mutex control_mu_;
+  std::vector<ControlTask> control_tasks_;
+  bool control_closed_ = false;
+  std::atomic<bool> draining_{false};
   std::mutex published_mu_;
   RuntimePtr published_;
   uint64_t published_generation_ = 0;

@@ -9,9 +9,9 @@
 #include <dirent.h>
 #include <fmt/format.h>
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 
+#include "src/server/gather.h"
 #include "src/server/server.h"
 #include "src/server/worker.h"
 #include "uring/completion.h"
@@ -19,14 +19,6 @@
 namespace egw::server {
 
 namespace {
-
-struct Gathered {
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<WorkerMetrics> workers;
-  std::vector<bool> answered;
-  unsigned answers = 0;
-};
 
 uint64_t open_fds() {
   uint64_t n = 0;
@@ -65,25 +57,9 @@ std::string Server::render_metrics() {
     generation = published_generation_;
   }
   // Ask every worker; wait at most 1 s for the answers.
-  auto g = std::make_shared<Gathered>();
-  g->workers.resize(workers_.size());
-  g->answered.assign(workers_.size(), false);
-  unsigned posted = 0;
-  for (size_t i = 0; i < workers_.size(); ++i) {
-    Worker* w = workers_[i].get();
-    if (w->post([w, g, i] {
-          WorkerMetrics m;
-          w->collect_metrics(m);
-          std::lock_guard<std::mutex> lock(g->mu);
-          g->workers[i] = std::move(m);
-          g->answered[i] = true;
-          ++g->answers;
-          g->cv.notify_all();
-        }))
-      ++posted;
-  }
-  std::unique_lock<std::mutex> lock(g->mu);
-  g->cv.wait_for(lock, std::chrono::seconds(1), [&] { return g->answers >= posted; });
+  auto g = Gather<WorkerMetrics>::run(
+      workers_, [](Worker& w, WorkerMetrics& m) { w.collect_metrics(m); }, std::chrono::seconds(1));
+  auto lock = g->lock();
 
   stats::Exposition x;
   x.family("egw_build_info", "gauge", "The running version.");
@@ -217,9 +193,9 @@ std::string Server::render_metrics() {
   std::map<std::string, WorkerMetrics::Responses> listener_responses, cluster_responses;
   uring::LoopCounters loop;
   uint64_t buffers_in_use = 0, buffers = 0, chunks = 0;
-  for (size_t i = 0; i < g->workers.size(); ++i) {
+  for (size_t i = 0; i < g->results.size(); ++i) {
     if (!g->answered[i]) continue;
-    const WorkerMetrics& w = g->workers[i];
+    const WorkerMetrics& w = g->results[i];
     for (const auto& [name, p] : w.listeners)
       for (size_t k = 0; k < p.size(); ++k)
         listeners[name][k].add(p[k]);

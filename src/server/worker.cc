@@ -1,5 +1,6 @@
 #include "src/server/worker.h"
 
+#include "egw/clock.h"
 #include "egw/log.h"
 #include "src/server/server.h"
 #include "uring/probe.h"
@@ -198,6 +199,7 @@ void Worker::stop_listener(ListenerEntry& e, bool close_socket) {
 void Worker::on_accept(ListenerEntry& e, UniqueFd fd) {
   stats_.accepted.fetch_add(1, std::memory_order_relaxed);
   if (draining_) return;  // closes fd
+  ++current_->listener_latency[e.listener]->accepted;
   const auto& cfg = current_->runtime->config;
   const size_t in_use = sessions_->in_use() + connections_->in_use() + proxy_readers_->in_use();
   if (in_use >= cfg->global.max_sessions) {
@@ -446,6 +448,64 @@ void Worker::collect_metrics(WorkerMetrics& out) {
     out.buffers = loop_->buffers().count();
     out.chunks_in_use = loop_->chunks_in_use();
   }
+}
+
+void Worker::collect_counts(WorkerCounts& out) {
+  auto fill = [](WorkerCounts::Named& n, const stats::PhaseLatency& lat) {
+    n.responses = lat.responses;
+    n.accepted = lat.accepted;
+    n.connect_failures = lat.connect_failures;
+    n.retries = lat.retries;
+    n.refused = lat.refused;
+    n.queue_timeouts = lat.queue_timeouts;
+  };
+  for (const auto& [name, lat] : listener_latency_)
+    fill(out.listeners[name], *lat);
+  for (const auto& [name, lat] : cluster_latency_)
+    fill(out.clusters[name], *lat);
+  live_.for_each([&out](downstream::Session& s) {
+    downstream::SessionInfo info;
+    s.describe(info);
+    if (info.listener) ++out.listeners[*info.listener].active;
+  });
+}
+
+void Worker::collect_sessions(WorkerSessions& out, uint32_t limit) {
+  const uint64_t now = clock::now_ns();
+  live_.for_each([&](downstream::Session& s) {
+    downstream::SessionInfo info;
+    s.describe(info);
+    ++out.total;
+    ++out.by_state[{info.protocol, info.state}];
+    const std::string& listener = info.listener ? *info.listener : std::string();
+    ++out.by_listener[listener];
+    if (out.rows.size() < limit) {
+      out.rows.push_back({listener, info.protocol, info.state, info.peer,
+                          now > info.accept_ns ? (now - info.accept_ns) / 1'000'000u : 0,
+                          info.streams});
+    }
+  });
+}
+
+void Worker::wake_waiters(const std::string& name) {
+  auto wake = [this, &name](WorkerSnapshot& snap) {
+    for (auto& wc : snap.clusters) {
+      if (wc->cluster.name() != name) continue;
+      // Each waiter tries once; one that finds no slot goes back to the
+      // head of the line, and then the rest would find none either.
+      for (uint32_t n = wc->queued; n > 0; --n) {
+        upstream::Waiter* w = wc->pop(index_);
+        if (!w) break;
+        const uint32_t left = wc->queued;
+        w->dequeued();
+        if (wc->queued > left) break;
+      }
+    }
+  };
+  // The current snapshot's waiters only: a waiter may end its session at
+  // once, which may free a retired snapshot under a loop over them. Those
+  // of older snapshots move as slots free.
+  if (current_) wake(*current_);
 }
 
 void Worker::merge_latency(std::map<std::string, stats::PhaseLatency>& listeners,

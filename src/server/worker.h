@@ -66,6 +66,35 @@ struct WorkerMetrics {
   uint64_t buffers_in_use = 0, buffers = 0, chunks_in_use = 0;
 };
 
+// What a worker hands the admin API's `show stats`: its counters by
+// listener and cluster name (kept across reloads), and its sessions open now
+// per listener.
+struct WorkerCounts {
+  struct Named {
+    std::array<std::array<uint64_t, 6>, 2> responses{};  // protocol, status class
+    uint64_t accepted = 0, connect_failures = 0, retries = 0, refused = 0, queue_timeouts = 0;
+    uint64_t active = 0;  // listeners: sessions open now
+  };
+  std::map<std::string, Named> listeners, clusters;
+};
+
+// `show sessions`: counts by protocol and state, and (verbose) up to a limit
+// of sessions listed one by one.
+struct WorkerSessions {
+  struct Row {
+    std::string listener;
+    const char* protocol;
+    const char* state;
+    SocketAddress peer;
+    uint64_t age_ms;
+    uint32_t streams;
+  };
+  std::map<std::pair<std::string, std::string>, uint64_t> by_state;  // (protocol, state)
+  std::map<std::string, uint64_t> by_listener;
+  std::vector<Row> rows;
+  uint64_t total = 0;
+};
+
 class Worker final : public upstream::Context {
  public:
   Worker(Server& server, unsigned index);
@@ -95,6 +124,13 @@ class Worker final : public upstream::Context {
   void log_stats();
   // Fills `out` for a metrics scrape. Runs on the worker thread.
   void collect_metrics(WorkerMetrics& out);
+  // The admin API (worker thread): counters, and the sessions open now
+  // (a walk over them: about a microsecond per hundred).
+  void collect_counts(WorkerCounts& out);
+  void collect_sessions(WorkerSessions& out, uint32_t limit);
+  // An operator raised a limit or readied an endpoint of cluster `name`:
+  // whoever waits for a slot of it tries again now.
+  void wake_waiters(const std::string& name);
   // Adds this worker's latency histograms into `listeners` / `clusters` (by
   // name). Runs on the worker thread; the caller serialises the merging.
   void merge_latency(std::map<std::string, stats::PhaseLatency>& listeners,

@@ -37,6 +37,10 @@ struct PhaseLatency {
   // client's, a cluster's the one spoken to its endpoints) and status class
   // (index 1..5). Written by the owning worker only.
   std::array<std::array<uint64_t, 6>, 2> responses{};
+  // Counted beside them: a listener's accepted connections; a cluster's
+  // failed connects, retries, refusals (no endpoint, queue full) and queue
+  // timeouts.
+  uint64_t accepted = 0, connect_failures = 0, retries = 0, refused = 0, queue_timeouts = 0;
 
   void count_response(size_t protocol, uint16_t status) {
     const size_t cls = status / 100;
@@ -52,6 +56,11 @@ struct PhaseLatency {
     for (size_t p = 0; p < 2; ++p)
       for (size_t c = 0; c < 6; ++c)
         responses[p][c] += o.responses[p][c];
+    accepted += o.accepted;
+    connect_failures += o.connect_failures;
+    retries += o.retries;
+    refused += o.refused;
+    queue_timeouts += o.queue_timeouts;
   }
   // One line per phase that has samples: "phase n=.. p50=..us p99=.. p99.9=.. max=..".
   std::string summary(const std::string& prefix) const;

@@ -46,6 +46,7 @@ void Attempt::pick() {
     case Picker::Outcome::kFull:
       if (wc_->queued >= cc.max_queue) {
         ctx_.stats().refused_queue_full.fetch_add(1, std::memory_order_relaxed);
+        if (wc_->latency) ++wc_->latency->refused;
         handler_.on_refused(Refusal::kQueueFull);
         return;
       }
@@ -56,6 +57,7 @@ void Attempt::pick() {
       return;
     case Picker::Outcome::kNoneUp:
       ctx_.stats().refused_no_endpoint.fetch_add(1, std::memory_order_relaxed);
+      if (wc_->latency) ++wc_->latency->refused;
       EGW_LOG_RATELIMITED(warn, 1000, "cluster {}: no endpoint is up", wc_->cluster.name());
       handler_.on_refused(Refusal::kNoneUp);
       return;
@@ -72,11 +74,18 @@ void Attempt::dequeued() {
   record(stats::Phase::kQueueWait, queued_ns_);
   if (p.outcome == Picker::Outcome::kNoneUp) {
     ctx_.stats().refused_no_endpoint.fetch_add(1, std::memory_order_relaxed);
+    if (wc_->latency) ++wc_->latency->refused;
     handler_.on_refused(Refusal::kNoneUp);
     return;
   }
   endpoint_ = p.index;
   handler_.on_picked(p.index);
+}
+
+void Attempt::queue_timed_out() {
+  leave_queue();
+  ctx_.stats().queue_timeouts.fetch_add(1, std::memory_order_relaxed);
+  if (wc_ && wc_->latency) ++wc_->latency->queue_timeouts;
 }
 
 void Attempt::leave_queue() {
@@ -92,6 +101,7 @@ bool Attempt::connect_failed(int err) {
   const auto& cc = wc_->cluster.config();
   auto& ep = wc_->cluster.endpoint(static_cast<size_t>(endpoint_));
   ctx_.stats().connect_failures.fetch_add(1, std::memory_order_relaxed);
+  if (wc_->latency) ++wc_->latency->connect_failures;
   // With an active check the checker brings the endpoint back; without one
   // the back-off is all there is, so it is never shorter than a second.
   const uint32_t backoff = cc.health_check.type == config::HealthCheckConfig::Type::kNone
@@ -112,6 +122,7 @@ bool Attempt::retry(bool counts) {
     ++attempts_;
   }
   ctx_.stats().retries.fetch_add(1, std::memory_order_relaxed);
+  if (wc_->latency) ++wc_->latency->retries;
   return true;
 }
 

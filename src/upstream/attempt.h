@@ -60,6 +60,8 @@ class Attempt final : private Waiter {
   // The queue timer fired (or the owner gave up): out of the queue, without
   // a call to the handler.
   void leave_queue();
+  // The wait for a slot timed out: out of the queue, counted.
+  void queue_timed_out();
 
   // The connect to the picked endpoint starts / succeeded / failed.
   void connect_started(uint64_t now_ns) { connect_ns_ = now_ns; }

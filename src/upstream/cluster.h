@@ -69,11 +69,16 @@ class Picker {
     std::vector<balancer::Candidate> scratch;
   };
   bool any_usable(const Group& g, uint64_t now_ms) const;
+  // Endpoint i may be given a new session: ready, weight above 0, usable.
+  bool selectable(size_t i, uint64_t now_ms) const;
+  // The balancers take the weights in force (the admin's or the file's).
+  void reset_weights();
   Pick pick_in(Group& g, uint64_t hash, int avoid, uint64_t now_ms);
 
   const Cluster& cluster_;
   Group primary_;
   Group backup_;
+  uint64_t epoch_ = 0;  // admin_epoch() at the last reset_weights()
 };
 
 // A 64-bit hash of a client's IP address (not its port), for source_hash.

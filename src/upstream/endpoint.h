@@ -7,12 +7,20 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "egw/address.h"
 #include "src/config/config.h"
+#include "src/upstream/admin_state.h"
 
 namespace egw::upstream {
+
+// Bumped by every admin change of a weight: balancers whose tables depend on
+// weights (source_hash) rebuild them at their next pick.
+uint64_t admin_epoch();
 
 class EndpointState {
  public:
@@ -38,6 +46,36 @@ class EndpointState {
   bool connect_failed(uint32_t fall, uint64_t now_ms, uint64_t backoff_ms);
   void connect_succeeded();
 
+  // Why the endpoint is up or down: the last health check's verdict, or the
+  // passive back-off (for `show endpoints`). Set rarely, read by the admin API.
+  std::string health_reason() const;
+  void set_health_reason(std::string why);
+
+  // -- admin overrides (the admin API; atomics, read at every pick) ---------------
+  AdminState admin_state() const {
+    return static_cast<AdminState>(admin_state_.load(std::memory_order_relaxed));
+  }
+  void set_admin_state(AdminState s) {
+    admin_state_.store(static_cast<uint8_t>(s), std::memory_order_relaxed);
+  }
+  // The weight and maxconn in force: the admin's where set, else the file's.
+  uint32_t weight(const config::EndpointConfig& cfg) const {
+    const int64_t w = admin_weight_.load(std::memory_order_relaxed);
+    return w >= 0 ? static_cast<uint32_t>(w) : cfg.weight;
+  }
+  uint32_t maxconn(const config::EndpointConfig& cfg) const {
+    const int64_t m = admin_maxconn_.load(std::memory_order_relaxed);
+    return m >= 0 ? static_cast<uint32_t>(m) : cfg.maxconn;
+  }
+  std::optional<uint32_t> admin_weight() const;
+  std::optional<uint32_t> admin_maxconn() const;
+  void set_admin_weight(std::optional<uint32_t> w);
+  void set_admin_maxconn(std::optional<uint32_t> m);
+  // A reload kept this endpoint with `cfg`: an admin weight or maxconn gives
+  // way to the file's where the file changed that value. Returns what was
+  // dropped ("weight", "maxconn", "weight and maxconn") or "" (for the log).
+  std::string reconfigured(const config::EndpointConfig& cfg);
+
   // -- load ---------------------------------------------------------------------
   uint32_t active() const { return active_.load(std::memory_order_relaxed); }
   // Takes a connection slot if below `maxconn` (0 = unlimited).
@@ -57,6 +95,12 @@ class EndpointState {
   std::atomic<uint32_t> active_{0};
   std::atomic<uint32_t> consecutive_failures_{0};
   std::atomic<uint64_t> retry_after_ms_{0};
+  std::atomic<uint8_t> admin_state_{0};
+  std::atomic<int64_t> admin_weight_{-1};   // -1: the file's
+  std::atomic<int64_t> admin_maxconn_{-1};  // -1: the file's
+  uint32_t file_weight_, file_maxconn_;     // the file's, as of the last (re)load
+  mutable std::mutex reason_mu_;
+  std::string health_reason_;
 };
 
 }  // namespace egw::upstream

@@ -165,6 +165,13 @@ void HealthChecker::schedule_next() {
 
 void HealthChecker::run_check() {
   if (stopping_) return;
+  if (endpoint_->admin_state() == AdminState::kMaint) {
+    // In maintenance: no checks until it is set ready or drain again.
+    endpoint_->set_health_reason("in maintenance: health checks paused");
+    successes_ = failures_ = 0;
+    schedule_next();
+    return;
+  }
   ++checks_;
   if (auto st = conn_.connect(endpoint_->address(), cfg_.timeout_ms); !st) {
     record(CheckOutcome::kConnectFailed, st.error().code, {});
@@ -364,30 +371,42 @@ void HealthChecker::record(CheckOutcome outcome, int err, std::string_view detai
   if (outcome == CheckOutcome::kPassed) {
     failures_ = 0;
     endpoint_->connect_succeeded();
-    if (!endpoint_->up() && ++successes_ >= cfg_.rise) {
-      endpoint_->set_up(true);
-      EGW_LOG(warn, "endpoint {} is UP (health check: {} consecutive successes)",
-              endpoint_->label(), successes_);
+    if (!endpoint_->up()) {
+      ++successes_;
+      endpoint_->set_health_reason(
+          fmt::format("health check passed ({} of rise {})", successes_, cfg_.rise));
+      if (successes_ >= cfg_.rise) {
+        endpoint_->set_up(true);
+        endpoint_->set_health_reason("health check passed");
+        EGW_LOG(warn, "endpoint {} is UP (health check: {} consecutive successes)",
+                endpoint_->label(), successes_);
+      }
+    } else if (successes_ == 0) {
+      // The reason changes only when the verdict does (no lock per check).
+      successes_ = 1;
+      endpoint_->set_health_reason("health check passed");
     }
     return;
   }
   successes_ = 0;
-  if (endpoint_->up() && ++failures_ >= cfg_.fall) {
+  std::string why;
+  switch (outcome) {
+    case CheckOutcome::kConnectFailed:
+    case CheckOutcome::kSocketError:
+      why = detail.empty() ? std::string(std::strerror(err)) : std::string(detail);
+      break;
+    case CheckOutcome::kUnexpectedStatus:
+      why = fmt::format("status {}", detail);
+      break;
+    default:
+      why = detail.empty() ? to_string(outcome) : fmt::format("{}: {}", to_string(outcome), detail);
+      break;
+  }
+  ++failures_;
+  endpoint_->set_health_reason(
+      fmt::format("health check failed: {} ({} consecutive, fall {})", why, failures_, cfg_.fall));
+  if (endpoint_->up() && failures_ >= cfg_.fall) {
     endpoint_->set_up(false);
-    std::string why;
-    switch (outcome) {
-      case CheckOutcome::kConnectFailed:
-      case CheckOutcome::kSocketError:
-        why = detail.empty() ? std::string(std::strerror(err)) : std::string(detail);
-        break;
-      case CheckOutcome::kUnexpectedStatus:
-        why = fmt::format("status {}", detail);
-        break;
-      default:
-        why =
-            detail.empty() ? to_string(outcome) : fmt::format("{}: {}", to_string(outcome), detail);
-        break;
-    }
     EGW_LOG(warn, "endpoint {} is DOWN (health check: {} after {} consecutive failures)",
             endpoint_->label(), why, failures_);
   }

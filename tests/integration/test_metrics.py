@@ -234,7 +234,8 @@ respond = {{ status = 200 }}
 """
     for admin, want in (('metrics = "localhost:9145"', "bad metrics address 'localhost:9145'"),
                         ("metrics = 9145", "metrics address must be a string"),
-                        ('socket = "/run/x.sock"', "unknown key 'socket' in [admin]")):
+                        ('sockets = "/run/x.sock"', "unknown key 'sockets' in [admin]; did you "
+                                                    "mean 'socket'?")):
         rc, out = run_check(base.format(admin=admin))
         assert rc != 0, out
         assert want in out, out
