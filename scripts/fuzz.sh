@@ -22,6 +22,7 @@ for target in tests/fuzz/*_fuzz.cc; do
     proxy_protocol_*) sources=(proto/proxy_protocol/*.cc) ;;
     h2_*) sources=(proto/h2/*.cc proto/http/*.cc) ;;
     admin_command_*) sources=(src/server/admin_command.cc) ;;
+    access_log_*) sources=(src/accesslog/format.cc include/egw/address.cc) ;;
     *) echo "fuzz: no sources known for $name" >&2; exit 1 ;;
   esac
   libs=()
@@ -34,7 +35,7 @@ for target in tests/fuzz/*_fuzz.cc; do
           libs+=("-DEGW_NGHTTP2_${sym##*:}=1")
       done
       ;;
-    admin_command_*) libs=(-lfmt) ;;
+    admin_command_* | access_log_*) libs=(-lfmt) ;;
   esac
   clang++ "${flags[@]}" "${sources[@]}" "$target" "${libs[@]}" -o "$out/$name"
   corpus_name=${name%_fuzz}

@@ -62,6 +62,7 @@ enum class Op : uint8_t {
   kMsgRing,
   kNop,
   kSocket,
+  kWrite,
   kCount,
 };
 const char* to_string(Op op);

@@ -52,6 +52,8 @@ const char* to_string(Op op) {
       return "nop";
     case Op::kSocket:
       return "socket";
+    case Op::kWrite:
+      return "write";
     case Op::kCount:
       break;
   }

@@ -185,6 +185,14 @@ struct ProxyProtocolConfig {
   SourceLoc loc;
 };
 
+// access_log = { path, format, buffer_kb } on a listener.
+struct AccessLogConfig {
+  std::string path;                    // "-": standard output
+  std::string format = "json";         // "json" | "combined" | a template with %fields
+  uint32_t buffer_bytes = 256 * 1024;  // per worker, twice (one filling, one being written)
+  SourceLoc loc;
+};
+
 struct BindConfig {
   SocketAddress address;
   std::string text;
@@ -232,6 +240,7 @@ struct ListenerConfig {
   std::vector<RouteConfig> routes;
   std::optional<TlsListenerConfig> tls;
   std::optional<ProxyProtocolConfig> proxy_protocol;  // set: a header is expected
+  std::optional<AccessLogConfig> access_log;          // set: a line per request / session
   SourceLoc loc;
 };
 

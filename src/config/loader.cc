@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <toml++/toml.h>
+#include "src/accesslog/format.h"
 #include "src/route/cidr.h"
 #include "src/route/regex.h"
 #include "src/route/router.h"
@@ -97,6 +98,9 @@ constexpr KeySpec kListenerKeys[] = {
     {"proxy_protocol", Kind::kTable, "",
      "every connection starts with a PROXY protocol header (v1 or v2) from a balancer in "
      "front (keys below)"},
+    {"access_log", Kind::kTable, "",
+     "a line per request (http) or per session (tcp): { path, format, buffer_kb } (keys "
+     "below)"},
     {"route", Kind::kArrayOfTables, "",
      "http: routes (below); tcp: routes on the TLS server name, match = { sni = [...] }"},
 };
@@ -137,6 +141,17 @@ constexpr KeySpec kProxyProtocolKeys[] = {
      "from anywhere else is closed; [\"0.0.0.0/0\", \"::/0\"] believes any",
      "[\"10.0.0.0/8\"]"},
     {"timeout_ms", Kind::kInt, "5000", "the whole header must arrive within this"},
+};
+
+constexpr KeySpec kAccessLogKeys[] = {
+    {"path", Kind::kString, "",
+     "required: the file (appended to, created 0640) or \"-\" for standard output",
+     "\"/var/log/expressgateway/access.log\""},
+    {"format", Kind::kString, "\"json\"",
+     "json | combined | a template of %fields (docs/operations.md lists them)"},
+    {"buffer_kb", Kind::kInt, "256",
+     "per worker, twice over: lines past a full buffer are dropped and counted, never waited "
+     "for"},
 };
 
 constexpr KeySpec kTlsCertKeys[] = {
@@ -1052,6 +1067,25 @@ void read_proxy_protocol(Context& ctx, const toml::table& t, const std::string& 
   if (accept) out = std::move(pp);
 }
 
+void read_access_log(Context& ctx, const toml::table& t, const std::string& where,
+                     AccessLogConfig& out) {
+  Reader r(ctx, t, where, kAccessLogKeys);
+  out.loc = r.table_loc();
+  out.path = r.string("path");
+  if (!r.node("path")) ctx.error(out.loc, "missing required key 'path' in {}", where);
+  out.format = r.string("format");
+  out.buffer_bytes = r.u32("buffer_kb", 4, 1u << 20) * 1024u;
+  if (!out.path.empty() && out.path != "-" && out.path.front() != '/') {
+    ctx.error(r.loc("path"), "access log path '{}' in {} must be absolute (or \"-\")", out.path,
+              where);
+  }
+  accesslog::Format f;
+  std::string why;
+  if (!accesslog::Format::compile(out.format, f, why)) {
+    ctx.error(r.loc("format"), "access log format in {}: {}", where, why);
+  }
+}
+
 void read_listener(Context& ctx, const toml::table& t, size_t index, ListenerConfig& l) {
   const std::string where = section_name(t, "listener", index);
   Reader r(ctx, t, where, all_listener_keys());
@@ -1103,6 +1137,9 @@ void read_listener(Context& ctx, const toml::table& t, size_t index, ListenerCon
   }
   if (const toml::table* pp = r.table("proxy_protocol")) {
     read_proxy_protocol(ctx, *pp, where + " proxy_protocol", l.proxy_protocol);
+  }
+  if (const toml::table* al = r.table("access_log")) {
+    read_access_log(ctx, *al, where + " access_log", l.access_log.emplace());
   }
   if (const toml::array* routes = r.array("route", Kind::kArrayOfTables)) {
     for (size_t i = 0; i < routes->size(); ++i) {
@@ -1454,6 +1491,10 @@ std::string example_config() {
       "# PROXY protocol from a balancer in front (add to any listener):\n"
       "#   [listener.proxy_protocol]\n";
   emit_commented_keys(out, kProxyProtocolKeys);
+  out +=
+      "# An access log (add to any listener):\n"
+      "#   [listener.access_log]\n";
+  emit_commented_keys(out, kAccessLogKeys);
   out += "# Route keys:\n";
   for (const auto& s : kRouteKeys)
     out += fmt::format("#   {}: {}\n", s.name, s.doc);

@@ -14,8 +14,9 @@ namespace egw::downstream {
 using uring::IoBuf;
 
 proxy::Client client_of(net::ByteStream& stream, const SocketAddress& peer, uint64_t hash,
-                        net::Destination& dst) {
+                        net::Destination& dst, const uint32_t* handshake_us) {
   proxy::Client client;
+  client.tls_handshake_us = handshake_us ? *handshake_us : 0;
   client.peer = &peer;
   client.hash = hash;
   client.stream = &stream;
@@ -62,7 +63,7 @@ void Connection::start() {
 bool Connection::choose(Kind k) {
   worker_.loop().timers().cancel(timer_);
   kind_ = k;
-  const ClientConn conn{stream_, timer_, peer_, dst_, hash_, accept_ns_};
+  const ClientConn conn{stream_, timer_, peer_, dst_, hash_, accept_ns_, &handshake_us_};
   if (k == Kind::kH2) {
     H2Session* s = worker_.h2_sessions().create(worker_, snap_, listener_, conn);
     if (!s) {
@@ -89,7 +90,9 @@ void Connection::on_ready(net::ByteStream&) {
   stats.tls_handshakes.fetch_add(1, std::memory_order_relaxed);
   if (stream_.tls_session()->resumed()) stats.tls_resumed.fetch_add(1, std::memory_order_relaxed);
   const proxy::ListenerView& lv = *snap_.http_listeners[listener_];
-  if (lv.latency) lv.latency->record(stats::Phase::kTlsHandshake, accept_ns_, clock::cached_ns());
+  const uint64_t now = clock::cached_ns();
+  if (lv.latency) lv.latency->record(stats::Phase::kTlsHandshake, accept_ns_, now);
+  handshake_us_ = static_cast<uint32_t>(std::min<uint64_t>((now - accept_ns_) / 1000, UINT32_MAX));
   if (draining_) {
     close(false);
     return;

@@ -56,14 +56,15 @@ struct ClientConn {
   const SocketAddress& peer;
   net::Destination& dst;
   uint64_t hash = 0;
-  uint64_t accept_ns = 0;  // when it was accepted (the first request's start)
+  uint64_t accept_ns = 0;                  // when it was accepted (the first request's start)
+  const uint32_t* handshake_us = nullptr;  // the TLS handshake's duration (0: none)
 };
 
 // What an exchange knows of the client behind `stream`: its address and
 // hash, where it connected to, TLS, and the verified certificate subject
 // (mTLS).
 proxy::Client client_of(net::ByteStream& stream, const SocketAddress& peer, uint64_t hash,
-                        net::Destination& dst);
+                        net::Destination& dst, const uint32_t* handshake_us);
 
 struct Proxied;
 
@@ -110,6 +111,7 @@ class Connection final : public Session, private net::ByteStreamHandler {
   Kind kind_ = Kind::kNone;
   uint8_t sniffed_ = 0;  // bytes of a preface prefix seen (split first reads)
   bool draining_ = false;
+  uint32_t handshake_us_ = 0;  // TLS: how long the handshake took (access logs)
 };
 
 }  // namespace egw::downstream

@@ -60,6 +60,7 @@ H1Session::H1Session(server::Worker& worker, server::WorkerSnapshot& snap, size_
       client_(conn.stream),
       peer_(conn.peer),
       dst_(conn.dst),
+      handshake_us_(conn.handshake_us),
       hash_(conn.hash),
       in_(worker.loop()),
       timer_(conn.timer),
@@ -229,7 +230,7 @@ void H1Session::begin_exchange() {
       return;
     }
   }
-  const proxy::Client client = client_of(client_, peer_, hash_, dst_);
+  const proxy::Client client = client_of(client_, peer_, hash_, dst_, handshake_us_);
   proxy::Downstream& down = *this;
   ex_ = worker_.exchanges().create(worker_, listener_, down, client);
   if (!ex_) {
@@ -471,6 +472,7 @@ void H1Session::discard_request_body() {
 
 void H1Session::send_error(uint16_t status, bool close_after) {
   count_status(status);
+  if (!ex_ && listener_.access_log) log_refused(status);
   worker_.stats().http_errors.fetch_add(1, std::memory_order_relaxed);
   if (resp_started_) {
     close();  // too late for an error response
@@ -637,6 +639,27 @@ void H1Session::close(bool reset) {
   } else {
     client_.close();
   }
+}
+
+void H1Session::log_refused(uint16_t status) {
+  // Refused before an exchange began (a head that does not parse, a limit,
+  // a timeout): what is known of it.
+  accesslog::Record r;
+  r.time_ns = clock::wall_ns();
+  r.client = &peer_;
+  r.listener = listener_.config->name;
+  r.protocol = "h1";
+  r.version = client_minor_ == 0 ? "HTTP/1.0" : "HTTP/1.1";
+  r.status = status;
+  r.termination = accesslog::termination_of(status);
+  if (tls::Session* t = client_.tls_session()) {
+    r.tls_version = t->version();
+    r.tls_cipher = t->cipher();
+    r.sni = t->sni();
+  }
+  if (handshake_us_ && *handshake_us_)
+    r.phase_us[static_cast<size_t>(stats::Phase::kTlsHandshake)] = *handshake_us_;
+  listener_.access_log->write(*listener_.access_format, r);
 }
 
 void H1Session::count_status(uint16_t status) {

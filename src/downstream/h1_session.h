@@ -118,6 +118,7 @@ class H1Session final : public Codec, private proxy::Downstream {
   void pump_request_body();
   void discard_request_body();
   void send_error(uint16_t status, bool close_after);
+  void log_refused(uint16_t status);
   void finish_exchange();
   void set_state(State s);
   void arm_timer(uint64_t delay_ms);
@@ -135,6 +136,7 @@ class H1Session final : public Codec, private proxy::Downstream {
   net::ByteStream& client_;
   const SocketAddress& peer_;
   net::Destination& dst_;
+  const uint32_t* handshake_us_;
   uint64_t hash_ = 0;
   uring::IoQueue in_;
   uring::Timer& timer_;

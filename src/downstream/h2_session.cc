@@ -278,6 +278,7 @@ H2Session::H2Session(server::Worker& worker, server::WorkerSnapshot& snap, size_
       timer_(conn.timer),
       peer_(conn.peer),
       dst_(conn.dst),
+      handshake_us_(conn.handshake_us),
       hash_(conn.hash),
       ss_(*this, settings_of(listener_.config->http)),
       out_(loop_, client_) {
@@ -393,7 +394,7 @@ void H2Session::on_request(h2::Stream& s, const ph::RequestHead& head, bool end)
     if (!version) s.fields.push_back({"sec-websocket-version", "13"});
     req.fields = s.fields;
   }
-  const proxy::Client client = client_of(client_, peer_, hash_, dst_);
+  const proxy::Client client = client_of(client_, peer_, hash_, dst_, handshake_us_);
   proxy::Downstream& down = hs;
   hs.ex_ = worker_.exchanges().create(worker_, listener_, down, client);
   if (!hs.ex_) {

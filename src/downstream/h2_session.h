@@ -167,6 +167,7 @@ class H2Session final : public Codec,
   uring::Timer& timer_;
   const SocketAddress& peer_;
   net::Destination& dst_;
+  const uint32_t* handshake_us_;
   uint64_t hash_ = 0;
   proto::h2::ServerSession ss_;
   IntrusiveList<H2Stream, &H2Stream::node_> streams_;

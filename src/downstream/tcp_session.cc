@@ -163,6 +163,8 @@ void TcpSession::on_tls_ready(net::TlsRelay& r, int side) {
     if (s && s->resumed()) stats.tls_resumed.fetch_add(1, std::memory_order_relaxed);
     snap_.listener_latency[listener_index_]->record(stats::Phase::kTlsHandshake, accept_ns_,
                                                     clock::cached_ns());
+    tls_us_ = static_cast<int32_t>(
+        std::min<uint64_t>((clock::cached_ns() - accept_ns_) / 1000, INT32_MAX));
     if (state_ != State::kHandshake) return;
     worker_.loop().timers().cancel(timer_);
     route(s ? s->sni() : std::string_view());
@@ -174,6 +176,7 @@ void TcpSession::on_tls_ready(net::TlsRelay& r, int side) {
 
 void TcpSession::on_queued() {
   state_ = State::kQueued;
+
   if (!timer_.armed()) {
     worker_.loop().timers().schedule_after(timer_, cluster_->cluster.config().queue_timeout_ms);
   }
@@ -292,16 +295,19 @@ void TcpSession::on_timer() {
     case State::kSniffing:
       EGW_LOG(debug, "client {} (listener {}): no ClientHello in time", peer_.to_string(),
               listener_.name);
+      termination_ = "no ClientHello in time";
       close();
       return;
     case State::kHandshake:
       worker_.stats().tls_timeouts.fetch_add(1, std::memory_order_relaxed);
+      termination_ = "TLS handshake timeout";
       close();
       return;
     case State::kRelaying: {
       const uint64_t last = relay_->last_activity_ms();
       if (now - last >= idle_timeout_ms_) {
         worker_.stats().idle_timeouts.fetch_add(1, std::memory_order_relaxed);
+        termination_ = "idle timeout";
         close();
         return;
       }
@@ -318,6 +324,7 @@ void TcpSession::on_relay_done(uring::Relay&, int err) {
   if (tls_relay_ && tls_relay_->failed_side() >= 0) {
     const int side = tls_relay_->failed_side();
     const bool handshake = tls_relay_->session(side) && !tls_relay_->ready(side);
+    termination_ = side == 0 ? "client TLS failed" : "endpoint TLS failed";
     if (side == 0 && handshake) {
       worker_.stats().tls_failures.fetch_add(1, std::memory_order_relaxed);
       EGW_LOG(debug, "tls handshake from {} failed: {}", peer_.to_string(), tls_relay_->error());
@@ -336,6 +343,7 @@ void TcpSession::on_relay_done(uring::Relay&, int err) {
 }
 
 void TcpSession::fail(const char* why) {
+  termination_ = why;
   EGW_LOG(debug, "client {} (listener {}): closing: {}", peer_.to_string(), listener_.name, why);
   close();
 }
@@ -354,8 +362,43 @@ void TcpSession::abort() {
   close();
 }
 
+void TcpSession::log_access() {
+  const uint64_t now = clock::cached_ns();
+  accesslog::Record r;
+  r.time_ns = clock::wall_ns();
+  r.client = &peer_;
+  r.listener = listener_.name;
+  r.protocol = "tcp";
+  if (relay_) {
+    r.bytes_in = relay_->bytes_a_to_b();
+    r.bytes_out = relay_->bytes_b_to_a();
+  }
+  if (cluster_) {
+    r.cluster = cluster_->cluster.name();
+    if (attempt_.endpoint() >= 0)
+      r.endpoint =
+          cluster_->cluster.endpoint_config(static_cast<size_t>(attempt_.endpoint())).address_text;
+  }
+  r.retries = attempt_.attempts();
+  r.termination = termination_ ? termination_ : "closed";
+  if (tls_relay_) {
+    if (tls::Session* t = tls_relay_->session(0)) {
+      r.tls_version = t->version();
+      r.tls_cipher = t->cipher();
+      r.sni = t->sni();
+    }
+  }
+  using P = stats::Phase;
+  r.phase_us[static_cast<size_t>(P::kTlsHandshake)] = tls_us_;
+  r.phase_us[static_cast<size_t>(P::kQueueWait)] = attempt_.queue_wait_us();
+  r.phase_us[static_cast<size_t>(P::kConnect)] = attempt_.connect_us();
+  r.phase_us[static_cast<size_t>(P::kTotal)] = static_cast<int64_t>((now - accept_ns_) / 1000);
+  snap_.access_logs[listener_index_]->write(*snap_.runtime->access_formats[listener_index_], r);
+}
+
 void TcpSession::close() {
   if (state_ == State::kClosing) return;
+  if (snap_.access_logs[listener_index_]) log_access();
   state_ = State::kClosing;
   worker_.loop().timers().cancel(timer_);
   if (relay_) {

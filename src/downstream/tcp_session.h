@@ -74,6 +74,7 @@ class TcpSession final : public Session,
 
   void start();
   void abort() override;
+  void log_access();
   void describe(SessionInfo& out) const override;
 
   State state() const { return state_; }
@@ -121,6 +122,9 @@ class TcpSession final : public Session,
   int rcvlowat_ = 0;        // SO_RCVLOWAT set while sniffing (0: untouched)
   bool peer_done_ = false;  // sniffing: the client sent FIN (or failed)
   uint64_t accept_ns_ = 0;
+  // For the access log: the TLS handshake (-1: none) and how it ended.
+  int32_t tls_us_ = -1;
+  const char* termination_ = nullptr;
   uring::Timer timer_;
   State state_ = State::kPicking;
   bool connector_live_ = false;

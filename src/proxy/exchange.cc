@@ -4,6 +4,7 @@
 
 #include "egw/clock.h"
 #include "egw/log.h"
+#include "src/accesslog/writer.h"
 #include "src/route/path.h"
 #include "src/route/router.h"
 #include "src/upstream/endpoint.h"
@@ -37,6 +38,7 @@ Exchange::Exchange(upstream::Context& ctx, const ListenerView& listener, Downstr
                    const Client& client)
     : ctx_(ctx), listener_(listener), down_(down), client_(client), attempt_(ctx, *this) {
   timer_.set_callback([this] { on_timer(); });
+  phase_us_.fill(-1);
 }
 
 void Exchange::set_state(State s) {
@@ -47,6 +49,7 @@ void Exchange::set_state(State s) {
 }
 
 Exchange::~Exchange() {
+  if (listener_.access_log && !req_.method_text.empty()) log_access();  // start() ran
   ctx_.loop().timers().cancel(timer_);
   release_upstream();
   // ~Attempt leaves the queue and gives the slot back.
@@ -58,6 +61,8 @@ const config::ClusterConfig& Exchange::cluster_config() const {
 
 void Exchange::record(stats::Phase p, uint64_t from_ns, bool listener, bool cluster) {
   const uint64_t now = clock::cached_ns();
+  phase_us_[static_cast<size_t>(p)] =
+      static_cast<int64_t>(now > from_ns ? (now - from_ns) / 1000 : 0);
   if (listener && listener_.latency) listener_.latency->record(p, from_ns, now);
   if (cluster && cluster_ && cluster_->latency) cluster_->latency->record(p, from_ns, now);
 }
@@ -68,6 +73,8 @@ void Exchange::start(const ph::RequestHead& req, uint64_t head_start_ns, uint64_
   req_ = req;
   head_start_ns_ = head_start_ns;
   headers_ns_ = headers_ns;
+  phase_us_[static_cast<size_t>(stats::Phase::kAcceptToHeaders)] =
+      static_cast<int64_t>(headers_ns > head_start_ns ? (headers_ns - head_start_ns) / 1000 : 0);
   req_done_ = req.body == ph::Body::kNone;
   window_start_ms_ = last_activity_ms_ = ctx_.loop().now_ms();
   const config::ListenerConfig& lc = *listener_.config;
@@ -78,14 +85,14 @@ void Exchange::start(const ph::RequestHead& req, uint64_t head_start_ns, uint64_
   std::string_view path = raw_path;
   if (!connect && raw_path != "*") {
     if (raw_path.size() > sizeof(path_buf)) {
-      down_.respond_error(414);
+      answer(414);
       return;
     }
     auto n = route::normalize_path(raw_path, path_buf);
     if (!n) {
       EGW_LOG(debug, "client {}: bad path: {}", client_.peer->to_string(),
               route::to_string(n.error()));
-      down_.respond_error(400);
+      answer(400);
       return;
     }
     path = std::string_view(path_buf, *n);
@@ -101,23 +108,25 @@ void Exchange::start(const ph::RequestHead& req, uint64_t head_start_ns, uint64_
   // CONNECT opens a raw tunnel to whatever the endpoint reaches: only where
   // a route says so.
   if (connect && !(route_ && route_->allow_connect)) {
-    down_.respond_error(405);
+    answer(405);
     return;
   }
   if (route_ && route_->respond) {
     set_state(State::kDone);
+    status_ = route_->respond->status;
+    termination_ = "local";
     down_.respond_local(*route_);
     return;
   }
   cluster_ = route_ ? listener_.route_clusters[static_cast<size_t>(r)] : listener_.default_cluster;
   if (!cluster_) {
-    down_.respond_error(404);
+    answer(404);
     return;
   }
   if (cluster_config().http_protocol == config::ClusterConfig::HttpProtocol::kH2 &&
       (connect || !req.upgrade.empty())) {
     // Tunnels (CONNECT, WebSocket) are not carried over HTTP/2 streams upstream.
-    down_.respond_error(501);
+    answer(501);
     return;
   }
   attempt_.begin(*cluster_, client_.hash, listener_.latency);
@@ -134,7 +143,7 @@ void Exchange::on_queued() {
 void Exchange::on_refused(upstream::Attempt::Refusal why) {
   EGW_LOG_RATELIMITED(warn, 1000, "cluster {}: {}; answering 503 to {}", cluster_->cluster.name(),
                       upstream::Attempt::to_string(why), client_.peer->to_string());
-  fail(503);
+  fail(503, why == upstream::Attempt::Refusal::kQueueFull ? "queue_full" : "no_endpoint");
 }
 
 void Exchange::on_picked(int endpoint) {
@@ -143,6 +152,7 @@ void Exchange::on_picked(int endpoint) {
 
 void Exchange::connect_to(int endpoint) {
   set_state(State::kConnecting);
+  endpoint_ = endpoint;
   ctx_.loop().timers().cancel(timer_);  // the queue timeout, if it waited
   const auto& ep_ptr = cluster_->cluster.endpoint_ptr(static_cast<size_t>(endpoint));
   ep_ptr->sessions.fetch_add(1, std::memory_order_relaxed);
@@ -244,7 +254,7 @@ void Exchange::on_upstream_connected(upstream::Stream& c, int err) {
   EGW_LOG_RATELIMITED(warn, 1000, "cluster {}: connect to {} failed ({}); answering {}",
                       cluster_->cluster.name(), label,
                       err == ETIMEDOUT ? "timeout" : std::strerror(err), status);
-  fail(status);
+  fail(status, err == ETIMEDOUT ? "connect_timeout" : "connect_failed");
 }
 
 void Exchange::send_request() {
@@ -261,7 +271,7 @@ void Exchange::send_request() {
   }
   rc.endpoint = &up_->endpoint().address();
   if (!up_->send_request(req_, rc)) {
-    fail(431);
+    fail(431, "request_head_too_large");
     return;
   }
   if (req_done_ && req_.body != ph::Body::kNone &&
@@ -291,6 +301,7 @@ void Exchange::request_data(const IoBuf& b) {
     if (!resp_started_) {
       fail(413);
     } else {
+      termination_ = "body_too_large";
       down_.reset();
     }
     return;
@@ -353,11 +364,13 @@ void Exchange::on_response_head(upstream::Stream& c, const ph::ResponseHead& h) 
   }
   if (informational) return;
   resp_started_ = true;
+  status_ = h.status;
   count_cluster_response(h.status);
   record(stats::Phase::kTimeToFirstByte, headers_ns_, true, true);
   if (tunnel) {
     if (h.status != 101) c.set_tunnel();
     set_state(State::kTunnel);
+    termination_ = "tunnel_closed";
     ctx_.stats().tunnels.fetch_add(1, std::memory_order_relaxed);
     attempt_.release();  // a tunnel is not a request in flight
     req_done_ = true;
@@ -374,6 +387,7 @@ void Exchange::on_response_data(upstream::Stream& c, const IoBuf& data) {
     return;
   }
   last_activity_ms_ = ctx_.loop().now_ms();
+  resp_bytes_ += data.len;
   down_.response_data(data);
 }
 
@@ -385,6 +399,7 @@ void Exchange::on_response_trailers(upstream::Stream& c, std::span<const ph::Fie
 void Exchange::on_response_end(upstream::Stream& c) {
   if (&c != up_) return;
   resp_done_ = true;
+  termination_ = "done";
   set_state(State::kDone);
   ctx_.loop().timers().cancel(timer_);
   record(stats::Phase::kTotal, head_start_ns_, true, true);
@@ -402,6 +417,7 @@ void Exchange::on_upstream_error(upstream::Stream& c, upstream::HttpError e, int
           upstream::to_string(e), err ? std::strerror(err) : "");
   if (state_ == State::kTunnel || resp_started_) {
     // Mid-response (or mid-tunnel): only the codec can say so.
+    if (state_ != State::kTunnel) termination_ = "upstream_reset";
     close_upstream();
     down_.reset();
     return;
@@ -427,18 +443,83 @@ void Exchange::on_upstream_error(upstream::Stream& c, upstream::HttpError e, int
 
 // --- failure and the end ---------------------------------------------------------------
 
-void Exchange::fail(uint16_t status) {
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const char x = a[i] >= 'A' && a[i] <= 'Z' ? static_cast<char>(a[i] + 32) : a[i];
+    if (x != b[i]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void Exchange::answer(uint16_t status) {
+  status_ = status;
+  termination_ = accesslog::termination_of(status);
+  down_.respond_error(status);
+}
+
+void Exchange::fail(uint16_t status, const char* why) {
   close_upstream();
   attempt_.release();
   attempt_.leave_queue();
   ctx_.loop().timers().cancel(timer_);
   set_state(State::kDone);
   if (resp_started_) {
+    termination_ = why ? why : "reset_after_response_began";
     down_.reset();
     return;
   }
+  status_ = status;
+  termination_ = why ? why : accesslog::termination_of(status);
   count_cluster_response(status);
   down_.respond_error(status);
+}
+
+void Exchange::log_access() {
+  accesslog::Record r;
+  r.time_ns = clock::wall_ns();
+  r.client = client_.peer;
+  r.listener = listener_.config->name;
+  r.protocol = req_.version == 20 ? "h2" : "h1";
+  r.version = req_.version == 20 ? "HTTP/2.0" : req_.version == 10 ? "HTTP/1.0" : "HTTP/1.1";
+  r.method = req_.method_text;
+  r.authority = req_.authority;
+  r.path = req_.path;
+  r.status = status_;
+  r.bytes_in = req_body_bytes_;
+  r.bytes_out = resp_bytes_;
+  if (cluster_) {
+    r.cluster = cluster_->cluster.name();
+    if (endpoint_ >= 0)
+      r.endpoint = cluster_->cluster.endpoint_config(static_cast<size_t>(endpoint_)).address_text;
+  }
+  r.retries = attempt_.attempts();
+  r.termination = termination_ ? termination_ : "client_closed";
+  if (client_.stream) {
+    if (tls::Session* t = client_.stream->tls_session()) {
+      r.tls_version = t->version();
+      r.tls_cipher = t->cipher();
+      r.sni = t->sni();
+    }
+  }
+  for (const ph::Field& f : req_.fields) {
+    if (iequals(f.name, "user-agent")) {
+      r.user_agent = f.value;
+    } else if (iequals(f.name, "referer")) {
+      r.referer = f.value;
+    }
+  }
+  for (size_t k = 0; k < phase_us_.size(); ++k)
+    r.phase_us[k] = phase_us_[k];
+  r.phase_us[static_cast<size_t>(stats::Phase::kQueueWait)] = attempt_.queue_wait_us();
+  r.phase_us[static_cast<size_t>(stats::Phase::kConnect)] = attempt_.connect_us();
+  if (client_.tls_handshake_us)
+    r.phase_us[static_cast<size_t>(stats::Phase::kTlsHandshake)] = client_.tls_handshake_us;
+  listener_.access_log->write(*listener_.access_format, r);
 }
 
 void Exchange::count_cluster_response(uint16_t status) {
@@ -494,7 +575,7 @@ void Exchange::on_timer() {
       return;
     case State::kQueued:
       attempt_.queue_timed_out();
-      fail(503);
+      fail(503, "queue_timeout");
       return;
     case State::kConnecting:
       // The TLS handshake to the endpoint is late (the TCP connect has its
@@ -508,7 +589,7 @@ void Exchange::on_timer() {
         const uint64_t window = now - window_start_ms_;
         if (window_bytes_ * 1000 < uint64_t{http.min_request_body_rate} * window) {
           stats.slow_bodies.fetch_add(1, std::memory_order_relaxed);
-          fail(408);
+          fail(408, "slow_request_body");
           return;
         }
         window_start_ms_ = now;
@@ -521,7 +602,7 @@ void Exchange::on_timer() {
                                 : cc.server_idle_timeout_ms;
       if (now - last_activity_ms_ >= idle) {
         if (!resp_started_) stats.response_timeouts.fetch_add(1, std::memory_order_relaxed);
-        fail(504);
+        fail(504, resp_started_ ? "response_idle_timeout" : "upstream_timeout");
         return;
       }
       arm_exchange_timer();
@@ -529,6 +610,7 @@ void Exchange::on_timer() {
     }
     case State::kTunnel:
       if (now - last_activity_ms_ >= http.tunnel_timeout_ms) {
+        termination_ = "tunnel_timeout";
         close_upstream();
         down_.reset();
         return;

@@ -22,6 +22,7 @@
 //    to its pool when the exchange ended cleanly, and closes it otherwise.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -40,6 +41,10 @@
 namespace egw::route {
 class Router;
 }
+namespace egw::accesslog {
+class Writer;
+class Format;
+}  // namespace egw::accesslog
 
 namespace egw::proxy {
 
@@ -53,6 +58,9 @@ struct ListenerView {
   std::vector<upstream::WorkerCluster*> route_clusters;
   upstream::WorkerCluster* default_cluster = nullptr;
   stats::PhaseLatency* latency = nullptr;
+  // This worker's writer of the listener's access log and its format (null: none).
+  accesslog::Writer* access_log = nullptr;
+  const accesslog::Format* access_format = nullptr;
 };
 
 // The client side, as the exchange sees it.
@@ -65,6 +73,7 @@ struct Client {
   // (its TLS) and where it connected to.
   net::ByteStream* stream = nullptr;
   net::Destination* dst = nullptr;
+  uint32_t tls_handshake_us = 0;  // the connection's TLS handshake (0: none), for access logs
 };
 
 // What an exchange asks of its downstream codec.
@@ -152,7 +161,13 @@ class Exchange final : private upstream::Attempt::Handler, private upstream::Str
   void set_state(State s);
   void connect_to(int endpoint);
   void send_request();
-  void fail(uint16_t status);  // before the response: close upstream, answer `status`
+  // Before the response: close upstream, answer `status` (`why`: the
+  // termination the access log gives; null: one named after the status).
+  void fail(uint16_t status, const char* why = nullptr);
+  // Answers `status` itself (nothing went upstream).
+  void answer(uint16_t status);
+  // One access log line for this exchange (at its end).
+  void log_access();
   // A final status answered for a request routed to a cluster.
   void count_cluster_response(uint16_t status);
   void close_upstream();
@@ -184,6 +199,12 @@ class Exchange final : private upstream::Attempt::Handler, private upstream::Str
   uint64_t last_activity_ms_ = 0;
   uint64_t head_start_ns_ = 0;
   uint64_t headers_ns_ = 0;
+  // For the access log.
+  uint64_t resp_bytes_ = 0;          // response body bytes from the endpoint
+  std::array<int64_t, 6> phase_us_;  // by stats::Phase; -1: not measured
+  const char* termination_ = nullptr;
+  int endpoint_ = -1;    // the endpoint picked last
+  uint16_t status_ = 0;  // the final status answered
 };
 
 }  // namespace egw::proxy

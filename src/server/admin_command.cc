@@ -20,7 +20,8 @@ constexpr std::string_view kUsage =
     "set endpoint CLUSTER ADDRESS weight N|default\n"
     "set endpoint CLUSTER ADDRESS maxconn N|default\n"
     "set cluster CLUSTER maxconn N|default\n"
-    "reload\n";
+    "reload\n"
+    "reopen logs\n";
 
 AdminParse fail(std::string msg) {
   return AdminParse{std::nullopt, std::move(msg)};
@@ -109,6 +110,11 @@ AdminParse parse_admin_command(std::string_view line) {
   if (w[0] == "reload") {
     if (w.size() != 1) return usage_error("reload");
     cmd.kind = AdminCommand::Kind::kReload;
+    return done(cmd);
+  }
+  if (w[0] == "reopen") {
+    if (w.size() != 2 || w[1] != "logs") return usage_error("reopen logs");
+    cmd.kind = AdminCommand::Kind::kReopenLogs;
     return done(cmd);
   }
   if (w[0] == "show") {

@@ -14,6 +14,7 @@
 //   set endpoint CLUSTER ADDRESS maxconn N|default
 //   set cluster CLUSTER maxconn N|default
 //   reload
+//   reopen logs
 #pragma once
 
 #include <cstdint>
@@ -45,6 +46,7 @@ struct AdminCommand {
     kSetEndpointMaxconn,
     kSetClusterMaxconn,
     kReload,
+    kReopenLogs,
   };
   Kind kind = Kind::kHelp;
   std::string cluster;  // set endpoint, set cluster, show endpoints (filter; "" = all)

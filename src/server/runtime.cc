@@ -30,6 +30,17 @@ std::shared_ptr<upstream::EndpointState> find_endpoint(const Runtime* previous,
   return nullptr;
 }
 
+// An access log file this runtime or the previous one has open already.
+std::shared_ptr<accesslog::File> find_log(const Runtime* previous, const Runtime& rt,
+                                          const std::string& path) {
+  for (const Runtime* r : {&rt, previous}) {
+    if (!r) continue;
+    for (const auto& f : r->access_logs)
+      if (f && f->path() == path) return f;
+  }
+  return nullptr;
+}
+
 std::shared_ptr<BindSockets> find_bind(const Runtime* previous, const SocketAddress& addr) {
   if (!previous) return nullptr;
   for (const auto& l : previous->binds) {
@@ -151,6 +162,21 @@ BuildResult build_runtime(config::ConfigPtr cfg, const Runtime* previous, unsign
     for (const int ci : lr.route_clusters)
       lr.sends_proxy = lr.sends_proxy || sends(ci);
     rt->listener_tls.push_back(make_server_tls(*cfg, lc, tickets, out.errors));
+    std::shared_ptr<accesslog::File> log;
+    std::shared_ptr<accesslog::Format> format;
+    if (const auto& al = lc.access_log) {
+      log = find_log(previous, *rt, al->path);
+      std::string why;
+      if (!log) log = accesslog::File::open(al->path, why);
+      if (!log) {
+        out.errors.push_back(config::ConfigError{cfg->path, al->loc,
+                                                 fmt::format("listener '{}': {}", lc.name, why)});
+      }
+      format = std::make_shared<accesslog::Format>();
+      if (!accesslog::Format::compile(al->format, *format, why)) format.reset();  // the loader said
+    }
+    rt->access_logs.push_back(std::move(log));
+    rt->access_formats.push_back(std::move(format));
     auto& binds = rt->binds.emplace_back();
     for (const auto& bc : lc.binds) {
       if (auto kept = find_bind(previous, bc.address)) {

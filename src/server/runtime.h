@@ -14,6 +14,8 @@
 
 #include "egw/address.h"
 #include "egw/unique_fd.h"
+#include "src/accesslog/format.h"
+#include "src/accesslog/writer.h"
 #include "src/config/config.h"
 #include "src/config/loader.h"
 #include "src/route/cidr.h"
@@ -54,6 +56,10 @@ struct Runtime {
   // by every worker.
   std::vector<std::shared_ptr<tls::ServerContext>> listener_tls;  // parallel to listeners
   std::vector<std::shared_ptr<tls::ClientContext>> cluster_tls;   // parallel to clusters
+  // Access logs (null where a listener has none): the files, shared by path
+  // and carried over reloads that keep the path, and the compiled formats.
+  std::vector<std::shared_ptr<accesslog::File>> access_logs;             // parallel to listeners
+  std::vector<std::shared_ptr<const accesslog::Format>> access_formats;  // parallel to listeners
   uint64_t generation = 0;
   unsigned workers = 0;
 

@@ -11,6 +11,8 @@
 #include <csignal>
 #include <cstdio>
 
+#include <fmt/format.h>
+
 #include "src/server/privileges.h"
 #include "src/server/worker.h"
 
@@ -73,7 +75,7 @@ int Server::run() {
   // inherit the blocked mask and never see them.
   sigset_t mask;
   sigemptyset(&mask);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1})
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2})
     sigaddset(&mask, sig);
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
@@ -89,7 +91,7 @@ int Server::run() {
     std::fprintf(stderr, "%s: cannot start\n", options_.config_path.c_str());
     return kExitInvalidConfig;
   }
-  runtime_ = built.runtime;
+  runtime_ = std::move(built.runtime);
   publish_runtime();
   start_time_s_ =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -181,6 +183,11 @@ int Server::run() {
         case SIGUSR1:
           log_stats();
           break;
+        case SIGUSR2: {
+          std::vector<std::string> errors;
+          reopen_logs(errors);
+          break;
+        }
         case SIGTERM:
         case SIGINT:
         case SIGQUIT:
@@ -284,6 +291,23 @@ bool Server::reload(std::string_view why, std::vector<std::string>* errors) {
   return ok;
 }
 
+std::vector<std::string> Server::reopen_logs(std::vector<std::string>& errors) {
+  std::vector<std::string> done;
+  for (const auto& f : runtime_->access_logs) {
+    if (!f || std::find(done.begin(), done.end(), f->path()) != done.end()) continue;
+    std::string why;
+    if (f->reopen(why)) {
+      done.push_back(f->path());
+    } else {
+      EGW_LOG(error, "reopen: {} (the old file stays in use)", why);
+      errors.push_back(why);
+    }
+  }
+  EGW_LOG(info, "access logs reopened: {}",
+          done.empty() ? "none" : fmt::format("{}", fmt::join(done, ", ")));
+  return done;
+}
+
 void Server::post_control(ControlTask task) {
   {
     std::lock_guard<std::mutex> lock(control_mu_);
@@ -361,7 +385,7 @@ bool Server::apply_reload(std::vector<std::string>* errors) {
     return false;
   }
   ++generation_;
-  runtime_ = built.runtime;
+  runtime_ = std::move(built.runtime);
   publish_runtime();
   for (auto& w : workers_) {
     Worker* raw = w.get();

@@ -2,6 +2,7 @@
 // snapshot, starts the workers, then waits for signals:
 //   SIGHUP          reload: a valid file becomes the new snapshot for new
 //                   sessions; an invalid one is logged and changes nothing.
+//   SIGUSR2         reopen the access logs (after logrotate moved them).
 //   SIGTERM, SIGINT drain: stop accepting, let sessions finish for
 //                   grace_period_ms, then close them; a second signal closes
 //                   them at once.
@@ -56,9 +57,13 @@ class Server {
   // and the running configuration stays, with the errors in `errors`.
   bool reload(std::string_view why, std::vector<std::string>* errors = nullptr);
   bool apply_reload(std::vector<std::string>* errors);
+  // Reopens every access log file (SIGUSR2, `reopen logs`; control thread):
+  // the paths reopened, and one message per file that could not be.
+  std::vector<std::string> reopen_logs(std::vector<std::string>& errors);
   // The admin API (its thread): one reply line for one command line.
   std::string admin_reply(std::string_view line);
   std::string admin_execute(const AdminCommand& cmd);
+  std::string admin_reopen_logs();
   // Runs `task(true)` on the control thread; once the control thread stops
   // taking tasks, `task(false)` runs instead (at once, or at shutdown for
   // tasks already queued). Any thread.

@@ -300,6 +300,8 @@ std::string Server::admin_execute(const AdminCommand& cmd) {
                      {"http_requests", sum(&S::http_requests)},
                      {"bytes_in", sum(&S::bytes_in)},
                      {"bytes_out", sum(&S::bytes_out)},
+                     {"access_log_lines", sum(&S::access_log_lines)},
+                     {"access_log_dropped", sum(&S::access_log_dropped)},
                      {"errors",
                       {{"proxy_error_responses", sum(&S::http_errors)},
                        {"connect_failures", sum(&S::connect_failures)},
@@ -488,6 +490,9 @@ std::string Server::admin_execute(const AdminCommand& cmd) {
       return dump(r);
     }
 
+    case AdminCommand::Kind::kReopenLogs:
+      return admin_reopen_logs();
+
     case AdminCommand::Kind::kReload: {
       struct Wait {
         std::mutex mu;
@@ -523,6 +528,43 @@ std::string Server::admin_execute(const AdminCommand& cmd) {
     }
   }
   return dump(error("unhandled command"));
+}
+
+std::string Server::admin_reopen_logs() {
+  struct Wait {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false, ran = false;
+    std::vector<std::string> reopened, errors;
+  };
+  auto w = std::make_shared<Wait>();
+  post_control([this, w](bool run) {
+    std::vector<std::string> errors, reopened;
+    if (run) reopened = reopen_logs(errors);
+    std::lock_guard<std::mutex> lock(w->mu);
+    w->ran = run;
+    w->reopened = std::move(reopened);
+    w->errors = std::move(errors);
+    w->done = true;
+    w->cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(w->mu);
+  json r;
+  if (!w->cv.wait_for(lock, kReloadWait, [&] { return w->done; })) {
+    r = error("reopening the logs did not finish within 60 s");
+  } else if (!w->ran) {
+    r = error("shutting down");
+  } else if (!w->errors.empty()) {
+    r = error(fmt::format("{} access log(s) could not be reopened (the old files stay in use)",
+                          w->errors.size()));
+    r["errors"] = w->errors;
+    r["reopened"] = w->reopened;
+  } else {
+    r["ok"] = true;
+    r["command"] = "reopen logs";
+    r["reopened"] = w->reopened;
+  }
+  return r.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 }  // namespace egw::server

@@ -127,6 +127,13 @@ std::string Server::render_metrics() {
        &S::proxy_invalid},
       {"egw_proxy_protocol_timeouts_total", "Connections closed: no whole PROXY header in time.",
        &S::proxy_timeouts},
+      {"egw_access_log_lines_total", "Access log lines written into a buffer.",
+       &S::access_log_lines},
+      {"egw_access_log_dropped_total",
+       "Access log lines lost: the buffer was full, or their write failed.",
+       &S::access_log_dropped},
+      {"egw_access_log_write_errors_total", "Access log writes that failed.",
+       &S::access_log_write_errors},
   };
   for (const Counter& c : kCounters) {
     x.family(c.name, "counter", c.help);

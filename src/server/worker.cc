@@ -1,5 +1,7 @@
 #include "src/server/worker.h"
 
+#include <algorithm>
+
 #include "egw/clock.h"
 #include "egw/log.h"
 #include "src/server/server.h"
@@ -71,6 +73,8 @@ void Worker::run(RuntimePtr rt) {
   if (auto st = loop_->run(); !st) {
     EGW_LOG(error, "worker {}: event loop failed: {}", index_, st.error().message());
   }
+  // Every session is gone: what the access logs hold goes out now.
+  close_unused_access_logs(true);
   // Finish what is in flight (cancels, closes) before the loop goes away.
   for (int i = 0; i < 1000 && loop_->live_owners() > 0; ++i)
     (void)loop_->run_once(false);
@@ -84,6 +88,7 @@ void Worker::run(RuntimePtr rt) {
     (void)loop_->run_once(false);
   checkers_.clear();
   stopping_checkers_.clear();
+  closing_writers_.clear();
   retired_.clear();
   current_.reset();
   sessions_.reset();
@@ -141,11 +146,59 @@ void Worker::apply(RuntimePtr rt) {
     snap->http_listeners.push_back(std::move(view));
     snap->routers.push_back(std::move(router));
   }
+  attach_access_logs(*snap);
   if (current_) retired_.push_back(std::move(current_));
   current_ = std::move(snap);
   if (!draining_) reconcile_listeners();
   if (index_ == 0 && !draining_) reconcile_health_checks();
   release_snapshots();
+}
+
+void Worker::attach_access_logs(WorkerSnapshot& snap) {
+  const Runtime& rt = *snap.runtime;
+  for (size_t l = 0; l < rt.access_logs.size(); ++l) {
+    accesslog::Writer* w = nullptr;
+    if (const auto& f = rt.access_logs[l]; f && rt.access_formats[l]) {
+      auto& slot = log_writers_[f.get()];
+      if (!slot) {
+        slot = std::make_unique<accesslog::Writer>(
+            *loop_, f, rt.config->listeners[l].access_log->buffer_bytes,
+            accesslog::Counters{&stats_.access_log_lines, &stats_.access_log_dropped,
+                                &stats_.access_log_write_errors});
+      }
+      w = slot.get();
+    }
+    snap.access_logs.push_back(w);
+    if (snap.http_listeners[l]) {
+      snap.http_listeners[l]->access_log = w;
+      snap.http_listeners[l]->access_format = rt.access_formats[l].get();
+    }
+  }
+}
+
+void Worker::close_unused_access_logs(bool all) {
+  std::vector<const accesslog::File*> used;
+  auto note = [&used](const WorkerSnapshot& s) {
+    for (const auto& f : s.runtime->access_logs)
+      if (f) used.push_back(f.get());
+  };
+  if (current_) note(*current_);
+  for (const auto& s : retired_)
+    note(*s);
+  for (auto it = log_writers_.begin(); it != log_writers_.end();) {
+    if (!all && std::find(used.begin(), used.end(), it->first) != used.end()) {
+      ++it;
+      continue;
+    }
+    accesslog::Writer* raw = it->second.get();
+    closing_writers_.push_back(std::move(it->second));
+    it = log_writers_.erase(it);
+    raw->close([this, raw] {
+      loop_->defer([this, raw] {
+        std::erase_if(closing_writers_, [raw](const auto& p) { return p.get() == raw; });
+      });
+    });
+  }
 }
 
 void Worker::reconcile_listeners() {
@@ -316,6 +369,7 @@ upstream::HttpConnection* Worker::new_http_connection(std::shared_ptr<upstream::
 }
 
 void Worker::release_snapshots() {
+  const size_t before = retired_.size();
   std::erase_if(retired_, [](const std::unique_ptr<WorkerSnapshot>& s) {
     if (s->sessions != 0) return false;
     for (const auto& c : s->clusters) {
@@ -323,6 +377,7 @@ void Worker::release_snapshots() {
     }
     return true;
   });
+  if (retired_.size() != before) close_unused_access_logs();
 }
 
 void Worker::slot_freed(WorkerCluster& wc) {

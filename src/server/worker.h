@@ -15,6 +15,7 @@
 
 #include "egw/intrusive_list.h"
 #include "egw/slab.h"
+#include "src/accesslog/writer.h"
 #include "src/downstream/connection.h"
 #include "src/downstream/h1_session.h"
 #include "src/downstream/h2_session.h"
@@ -53,6 +54,9 @@ struct WorkerSnapshot {
   // Parallel to config->listeners: what an HTTP exchange sees of its
   // listener (null for tcp listeners).
   std::vector<std::unique_ptr<proxy::ListenerView>> http_listeners;
+  // Parallel to config->listeners: this worker's writer of the listener's
+  // access log, and its format (null: none).
+  std::vector<accesslog::Writer*> access_logs;
   uint32_t sessions = 0;
 };
 
@@ -181,6 +185,10 @@ class Worker final : public upstream::Context {
   void session_destroyed(WorkerSnapshot& snap);
   void reconcile_listeners();
   void reconcile_health_checks();
+  // Writers for the access logs of `snap` (made on first use of a file);
+  // closes those no snapshot names any more.
+  void attach_access_logs(WorkerSnapshot& snap);
+  void close_unused_access_logs(bool all = false);
   void stop_listener(ListenerEntry& e, bool close_socket);
   void pause_accepting(bool pause);
   void release_snapshots();
@@ -224,6 +232,8 @@ class Worker final : public upstream::Context {
   std::vector<std::unique_ptr<WorkerSnapshot>> retired_;
   std::vector<std::unique_ptr<ListenerEntry>> listeners_;
   std::map<const upstream::EndpointState*, std::unique_ptr<upstream::HealthChecker>> checkers_;
+  std::map<const accesslog::File*, std::unique_ptr<accesslog::Writer>> log_writers_;
+  std::vector<std::unique_ptr<accesslog::Writer>> closing_writers_;
   std::vector<std::unique_ptr<upstream::HealthChecker>> stopping_checkers_;
   uring::Timer grace_timer_;
   bool draining_ = false;

@@ -49,6 +49,10 @@ struct WorkerStats {
   std::atomic<uint64_t> proxy_untrusted{0};  // connections from outside `trusted`, closed
   std::atomic<uint64_t> proxy_invalid{0};    // a bad header (or none), closed
   std::atomic<uint64_t> proxy_timeouts{0};   // no whole header within timeout_ms, closed
+  // Access logs.
+  std::atomic<uint64_t> access_log_lines{0};         // lines buffered
+  std::atomic<uint64_t> access_log_dropped{0};       // lines lost: buffer full, or a failed write
+  std::atomic<uint64_t> access_log_write_errors{0};  // writes that failed
 };
 
 }  // namespace egw::stats

@@ -27,10 +27,15 @@ void Attempt::begin(WorkerCluster& wc, uint64_t hash, stats::PhaseLatency* liste
   listener_ = listener;
   avoid_ = -1;
   attempts_ = 0;
+  queue_us_ = connect_us_ = -1;
 }
 
 void Attempt::record(stats::Phase p, uint64_t from_ns) {
   const uint64_t now = clock::cached_ns();
+  const auto us = static_cast<int32_t>(
+      std::min<uint64_t>(now > from_ns ? (now - from_ns) / 1000 : 0, INT32_MAX));
+  if (p == stats::Phase::kQueueWait) queue_us_ = us;
+  if (p == stats::Phase::kConnect) connect_us_ = us;
   if (listener_) listener_->record(p, from_ns, now);
   if (wc_->latency) wc_->latency->record(p, from_ns, now);
 }

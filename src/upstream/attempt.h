@@ -78,6 +78,10 @@ class Attempt final : private Waiter {
   void release();
 
   int endpoint() const { return endpoint_; }
+  // The last queue wait and connect, in microseconds (-1: none), for
+  // access logs.
+  int32_t queue_wait_us() const { return queue_us_; }
+  int32_t connect_us() const { return connect_us_; }
   WorkerCluster* cluster() const { return wc_; }
   uint32_t attempts() const { return attempts_; }
 
@@ -94,6 +98,7 @@ class Attempt final : private Waiter {
   int avoid_ = -1;     // the endpoint that failed last (redispatch)
   uint32_t attempts_ = 0;
   uint64_t queued_ns_ = 0;
+  int32_t queue_us_ = -1, connect_us_ = -1;
   uint64_t connect_ns_ = 0;
 };
 

@@ -101,7 +101,7 @@ respond = {{ status = 200, body = "low" }}
 
     # A different user in the file waits for a restart.
     g.reload(config('user = "daemon"'))
-    assert "user, group and [admin] metrics take effect at restart" in g.log()
+    assert "user, group and [admin] take effect at restart" in g.log()
     assert status_of(g.proc.pid)["Uid"] == [str(nobody.pw_uid)] * 4
 
 
