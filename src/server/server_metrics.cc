@@ -1,8 +1,9 @@
 // Server::render_metrics: the Prometheus exposition of the running process.
 // Counters that are atomics (worker stats, endpoint state) are read from
 // here; what only a worker may read (its latency histograms, its ring's
-// counters) is asked for through its mailbox and reduced there to the
-// exported buckets, with a bounded wait.
+// counters) each worker publishes itself, reduced to the exported buckets,
+// every kMetricsPublishMs while it is busy; the scrape copies the last
+// publication under the worker's metrics lock and never waits for it.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -11,7 +12,7 @@
 #include <chrono>
 #include <cstdio>
 
-#include "src/server/gather.h"
+#include "egw/clock.h"
 #include "src/server/server.h"
 #include "src/server/worker.h"
 #include "uring/completion.h"
@@ -56,10 +57,15 @@ std::string Server::render_metrics() {
     rt = published_;
     generation = published_generation_;
   }
-  // Ask every worker; wait at most 1 s for the answers.
-  auto g = Gather<WorkerMetrics>::run(
-      workers_, [](Worker& w, WorkerMetrics& m) { w.collect_metrics(m); }, std::chrono::seconds(1));
-  auto lock = g->lock();
+  // What each worker published last (every 250 ms while it is busy): the
+  // scrape copies it and never waits for a worker.
+  const uint64_t now_ms = clock::now_ns() / 1'000'000u;
+  std::vector<WorkerMetrics> published(workers_.size());
+  std::vector<bool> fresh(workers_.size());
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    const uint64_t at = workers_[i]->published_metrics(published[i]);
+    fresh[i] = at != 0 && now_ms - at < 4 * kMetricsPublishMs + 1000;
+  }
 
   stats::Exposition x;
   x.family("egw_build_info", "gauge", "The running version.");
@@ -70,11 +76,11 @@ std::string Server::render_metrics() {
   x.family("egw_workers", "gauge", "Worker threads.");
   x.sample("egw_workers", {}, static_cast<uint64_t>(workers_.size()));
   x.family("egw_worker_responsive", "gauge",
-           "1 when the worker answered this scrape within 1 s (its latency and ring figures "
-           "are missing otherwise).");
+           "1 when the worker's event loop published its figures within the last 2 s (they "
+           "are its last ones otherwise).");
   for (size_t i = 0; i < workers_.size(); ++i)
     x.sample("egw_worker_responsive", {{"worker", std::to_string(i)}},
-             uint64_t{g->answered[i] ? 1u : 0u});
+             uint64_t{fresh[i] ? 1u : 0u});
 
   // Worker counters (atomics), summed.
   auto sum = [&](auto member) {
@@ -195,14 +201,13 @@ std::string Server::render_metrics() {
     }
   }
 
-  // Latency by phase, merged over the workers that answered.
+  // Latency by phase, merged over every worker's last publication.
   std::map<std::string, WorkerMetrics::Phases> listeners, clusters;
   std::map<std::string, WorkerMetrics::Responses> listener_responses, cluster_responses;
   uring::LoopCounters loop;
   uint64_t buffers_in_use = 0, buffers = 0, chunks = 0;
-  for (size_t i = 0; i < g->results.size(); ++i) {
-    if (!g->answered[i]) continue;
-    const WorkerMetrics& w = g->results[i];
+  for (size_t i = 0; i < published.size(); ++i) {
+    const WorkerMetrics& w = published[i];
     for (const auto& [name, p] : w.listeners)
       for (size_t k = 0; k < p.size(); ++k)
         listeners[name][k].add(p[k]);
@@ -228,7 +233,6 @@ std::string Server::render_metrics() {
     buffers += w.buffers;
     chunks += w.chunks_in_use;
   }
-  lock.unlock();
   auto responses = [&](const char* family, const char* key, const char* help,
                        const std::map<std::string, WorkerMetrics::Responses>& by_name) {
     x.family(family, "counter", help);

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -60,7 +61,10 @@ struct WorkerSnapshot {
   uint32_t sessions = 0;
 };
 
-// What a worker hands a metrics scrape (computed on its own thread).
+// What a worker publishes for metrics scrapes (computed on its own thread
+// every kMetricsPublishMs when it did anything; a scrape copies it and never
+// waits for the worker).
+inline constexpr uint64_t kMetricsPublishMs = 250;
 struct WorkerMetrics {
   using Phases = std::array<stats::LatencyBuckets, static_cast<size_t>(stats::Phase::kCount)>;
   std::map<std::string, Phases> listeners, clusters;         // by name
@@ -115,6 +119,9 @@ class Worker final : public upstream::Context {
   unsigned index() const { return index_; }
   const WorkerStats& stats() const { return stats_; }
   bool finished() const { return finished_.load(); }
+  // What the worker published last for metrics (copied under its lock),
+  // and when (CLOCK_MONOTONIC ms; 0: never). Any thread.
+  uint64_t published_metrics(WorkerMetrics& out) const;
 
   // -- worker thread (through post) ---------------------------------------------
   void apply(RuntimePtr rt);
@@ -193,6 +200,8 @@ class Worker final : public upstream::Context {
   void pause_accepting(bool pause);
   void release_snapshots();
   void maybe_finish();
+  // The metrics timer: publishes what changed since the last time.
+  void publish_metrics();
 
   Server& server_;
   const unsigned index_;
@@ -236,6 +245,11 @@ class Worker final : public upstream::Context {
   std::vector<std::unique_ptr<accesslog::Writer>> closing_writers_;
   std::vector<std::unique_ptr<upstream::HealthChecker>> stopping_checkers_;
   uring::Timer grace_timer_;
+  uring::Timer metrics_timer_;
+  uint64_t metrics_cqes_ = ~uint64_t{0};  // the loop's CQE count at the last publication
+  mutable std::mutex metrics_mu_;
+  WorkerMetrics metrics_;                // under metrics_mu_
+  std::atomic<uint64_t> metrics_ms_{0};  // when the worker last published (or found nothing new)
   bool draining_ = false;
   bool accept_paused_ = false;
   WorkerStats stats_;

@@ -55,6 +55,21 @@ def scrape(g, path="/metrics"):
         return r.read().decode()
 
 
+def settled(g, name, labels, want, timeout=10):
+    """Scrapes until `name{labels}` reads `want`: what workers publish (the
+    histograms, responses by listener and cluster, ring counters) is at most
+    a publication interval (250 ms) old. Returns that scrape."""
+    last = []
+
+    def ok():
+        last[:] = [scrape(g)]
+        m = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", last[0], re.M)
+        return m is not None and float(m.group(1)) == want
+
+    wait_until(ok, timeout, interval=0.05, what=f"{name}{labels} == {want}")
+    return last[0]
+
+
 def value(text, name, labels=""):
     pat = re.compile(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", re.M)
     m = pat.search(text)
@@ -79,7 +94,7 @@ def test_promtool_accepts_the_output_and_counters_match_the_traffic(gateways, ba
     g = Gateway(config(backend.address))
     gateways.append(g)
     send_requests(g, 37)
-    text = scrape(g)
+    text = settled(g, "egw_cluster_phase_seconds_count", '{cluster="app",phase="total"}', 37)
     p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                        text=True, timeout=30)
     assert p.returncode == 0, p.stdout + p.stderr
@@ -134,7 +149,8 @@ endpoints = [ { address = "127.0.0.1:1" } ]
     dead = http_exchange((host, port), b"GET /dead HTTP/1.1\r\nHost: t\r\n\r\n",
                          read_until_close=False)
     assert dead.startswith(b"HTTP/1.1 50"), dead
-    text = scrape(g)
+    text = settled(g, "egw_cluster_responses_total",
+                   '{cluster="dead",protocol="http1",class="5xx"}', 1)
     lab = lambda k, n, p, c: f'{{{k}="{n}",protocol="{p}",class="{c}"}}'  # noqa: E731
     assert value(text, "egw_listener_responses_total", lab("listener", "web", "http1", "2xx")) == 5
     assert value(text, "egw_listener_responses_total", lab("listener", "web", "h2", "2xx")) == 3
