@@ -652,11 +652,7 @@ void H1Session::log_refused(uint16_t status) {
   r.version = client_minor_ == 0 ? "HTTP/1.0" : "HTTP/1.1";
   r.status = status;
   r.termination = accesslog::termination_of(status);
-  if (tls::Session* t = client_.tls_session()) {
-    r.tls_version = t->version();
-    r.tls_cipher = t->cipher();
-    r.sni = t->sni();
-  }
+  proxy::set_tls(r, client_.tls_session());
   if (handshake_us_ && *handshake_us_)
     r.phase_us[static_cast<size_t>(stats::Phase::kTlsHandshake)] = *handshake_us_;
   listener_.access_log->write(*listener_.access_format, r);

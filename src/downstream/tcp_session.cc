@@ -381,13 +381,7 @@ void TcpSession::log_access() {
   }
   r.retries = attempt_.attempts();
   r.termination = termination_ ? termination_ : "closed";
-  if (tls_relay_) {
-    if (tls::Session* t = tls_relay_->session(0)) {
-      r.tls_version = t->version();
-      r.tls_cipher = t->cipher();
-      r.sni = t->sni();
-    }
-  }
+  if (tls_relay_) proxy::set_tls(r, tls_relay_->session(0));
   using P = stats::Phase;
   r.phase_us[static_cast<size_t>(P::kTlsHandshake)] = tls_us_;
   r.phase_us[static_cast<size_t>(P::kQueueWait)] = attempt_.queue_wait_us();

@@ -74,12 +74,13 @@ class TcpSession final : public Session,
 
   void start();
   void abort() override;
-  void log_access();
   void describe(SessionInfo& out) const override;
 
   State state() const { return state_; }
 
  private:
+  // One access log line for the session (at its close).
+  void log_access();
   void sniff();
   // Chooses the cluster from the routes (server name `sni`), then picks.
   void route(std::string_view sni);

@@ -479,6 +479,13 @@ void Exchange::fail(uint16_t status, const char* why) {
   down_.respond_error(status);
 }
 
+void set_tls(accesslog::Record& r, tls::Session* t) {
+  if (!t) return;
+  r.tls_version = t->version();
+  r.tls_cipher = t->cipher();
+  r.sni = t->sni();
+}
+
 void Exchange::log_access() {
   accesslog::Record r;
   r.time_ns = clock::wall_ns();
@@ -499,13 +506,7 @@ void Exchange::log_access() {
   }
   r.retries = attempt_.attempts();
   r.termination = termination_ ? termination_ : "client_closed";
-  if (client_.stream) {
-    if (tls::Session* t = client_.stream->tls_session()) {
-      r.tls_version = t->version();
-      r.tls_cipher = t->cipher();
-      r.sni = t->sni();
-    }
-  }
+  if (client_.stream) set_tls(r, client_.stream->tls_session());
   for (const ph::Field& f : req_.fields) {
     if (iequals(f.name, "user-agent")) {
       r.user_agent = f.value;

@@ -44,6 +44,7 @@ class Router;
 namespace egw::accesslog {
 class Writer;
 class Format;
+struct Record;
 }  // namespace egw::accesslog
 
 namespace egw::proxy {
@@ -75,6 +76,10 @@ struct Client {
   net::Destination* dst = nullptr;
   uint32_t tls_handshake_us = 0;  // the connection's TLS handshake (0: none), for access logs
 };
+
+// The client's TLS (version, cipher, SNI) into an access log record; `t`
+// may be null (cleartext). For every writer of access log lines.
+void set_tls(accesslog::Record& r, tls::Session* t);
 
 // What an exchange asks of its downstream codec.
 class Downstream {

@@ -50,7 +50,6 @@ class Gather {
 
   // Hold while reading `results` and `answered`.
   std::unique_lock<std::mutex> lock() { return std::unique_lock<std::mutex>(mu_); }
-  unsigned answers() const { return answers_; }
 
   std::vector<T> results;
   std::vector<bool> answered;
