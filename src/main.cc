@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
                 r.config->listeners.size(), r.config->clusters.size());
     return 0;
   }
+  options.argv.assign(argv, argv + argc);  // `ctl upgrade` runs the same command line again
   server::Server srv(std::move(options));
   return srv.run();
 }

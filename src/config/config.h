@@ -28,6 +28,7 @@ const char* to_string(Protocol p);
 struct GlobalConfig {
   uint32_t workers = 0;  // 0: one per CPU
   uint32_t grace_period_ms = 10000;
+  uint32_t drain_idle_ms = 1000;  // an idle keep-alive connection's last chance, while draining
   log::Level log_level = log::Level::info;
   uint32_t buffer_count = 2048;  // provided receive buffers per worker
   uint32_t buffer_size = 16384;

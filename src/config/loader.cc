@@ -52,7 +52,11 @@ constexpr KeySpec kTopKeys[] = {
 constexpr KeySpec kGlobalKeys[] = {
     {"workers", Kind::kInt, "0", "worker threads, one io_uring ring each; 0 = one per CPU"},
     {"grace_period_ms", Kind::kInt, "10000",
-     "on SIGTERM: stop accepting, let sessions finish for this long, then close"},
+     "on SIGTERM (and in the old process of an upgrade): stop accepting, let sessions finish "
+     "for this long, then close"},
+    {"drain_idle_ms", Kind::kInt, "1000",
+     "while draining, an idle HTTP/1.1 keep-alive connection waits this long (at most half the "
+     "grace period) for a last request, answered with Connection: close"},
     {"log_level", Kind::kString, "\"info\"", "trace | debug | info | warn | error | off"},
     {"buffer_count", Kind::kInt, "2048", "provided receive buffers per worker (power of two)"},
     {"buffer_size", Kind::kInt, "16384", "bytes per receive buffer"},
@@ -562,6 +566,7 @@ void read_global(Context& ctx, const toml::table* t, GlobalConfig& g) {
   Reader r(ctx, t ? *t : kEmpty, "[global]", kGlobalKeys);
   g.workers = r.u32("workers", 0, 1024);
   g.grace_period_ms = r.u32("grace_period_ms", 0, 3'600'000);
+  g.drain_idle_ms = r.u32("drain_idle_ms", 0, 3'600'000);
   const std::string level = r.string("log_level");
   if (auto l = log::parse_level(level)) {
     g.log_level = *l;

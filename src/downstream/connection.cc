@@ -1,5 +1,6 @@
 #include "src/downstream/connection.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "egw/clock.h"
@@ -72,6 +73,7 @@ bool Connection::choose(Kind k) {
     }
     codec_ = s;
     s->start();
+    if (codec_ && draining_) codec_->drain();
     return codec_ != nullptr;
   }
   H1Session* s = worker_.http_sessions().create(worker_, snap_, listener_, conn);
@@ -81,7 +83,9 @@ bool Connection::choose(Kind k) {
   }
   codec_ = s;
   s->start();
-  return true;
+  // Draining: this request is answered, with Connection: close.
+  if (codec_ && draining_) codec_->drain();
+  return codec_ != nullptr;
 }
 
 void Connection::on_ready(net::ByteStream&) {
@@ -93,16 +97,12 @@ void Connection::on_ready(net::ByteStream&) {
   const uint64_t now = clock::cached_ns();
   if (lv.latency) lv.latency->record(stats::Phase::kTlsHandshake, accept_ns_, now);
   handshake_us_ = static_cast<uint32_t>(std::min<uint64_t>((now - accept_ns_) / 1000, UINT32_MAX));
-  if (draining_) {
-    close(false);
-    return;
-  }
   if (stream_.alpn() == "h2" && lv.config->http.http2) {
-    choose(Kind::kH2);
+    choose(Kind::kH2);  // drained at once when draining: GOAWAY
     return;
   }
   // HTTP/1.1 (ALPN http/1.1, or none): the codec starts with the first byte.
-  worker_.loop().timers().schedule_after(timer_, lv.config->http.request_timeout_ms);
+  worker_.loop().timers().schedule_after(timer_, first_byte_wait_ms());
 }
 
 void Connection::on_data(net::ByteStream&, const IoBuf& buf) {
@@ -223,13 +223,26 @@ void Connection::describe(SessionInfo& out) const {
   out.state = stream_.handshake_done() ? "waiting_first_byte" : "tls_handshake";
 }
 
+uint64_t Connection::first_byte_wait_ms() const {
+  const uint64_t t = snap_.http_listeners[listener_]->config->http.request_timeout_ms;
+  return draining_ ? std::min<uint64_t>(t, worker_.drain_idle_ms()) : t;
+}
+
 void Connection::drain() {
+  if (draining_) return;
   draining_ = true;
   if (codec_) {
     codec_->drain();
     return;
   }
-  close(false);  // nothing asked yet
+  // Nothing asked yet: a request that comes soon is still answered (a
+  // client that just connected would otherwise see its connection close
+  // under it); the TLS handshake keeps its own timeout.
+  if (worker_.drain_idle_ms() == 0) {
+    close(false);
+  } else if (stream_.handshake_done() || !stream_.is_tls()) {
+    worker_.loop().timers().schedule_after(timer_, first_byte_wait_ms());
+  }
 }
 
 void Connection::close(bool reset) {

@@ -95,6 +95,8 @@ class Connection final : public Session, private net::ByteStreamHandler {
 
   // Creates the codec; false when none could be had (closed).
   bool choose(Kind k);
+  // How long the first request byte may take (shorter while draining).
+  uint64_t first_byte_wait_ms() const;
   void on_timer();
   void close(bool reset);
 

@@ -1,5 +1,6 @@
 #include "src/downstream/h1_session.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "egw/clock.h"
@@ -192,7 +193,8 @@ void H1Session::begin_exchange() {
   method_ = head.method;
   client_minor_ = head.version_minor;
   client_keep_alive_ = head.keep_alive;
-  close_after_ = !client_keep_alive_;
+  // A draining worker answers this request and closes (Connection: close).
+  close_after_ = !client_keep_alive_ || worker_.draining();
   rq_->body.start(head.body, head.content_length);
   req_done_ = head.body == h1::BodyKind::kNone;
   resp_started_ = resp_done_ = trailers_sent_ = false;
@@ -596,6 +598,15 @@ void H1Session::arm_timer(uint64_t delay_ms) {
 void H1Session::on_timer() {
   switch (state_) {
     case State::kIdle:
+      if (worker_.draining()) {
+        // The drain window is over: FIN, then read and drop until the
+        // client's FIN, so that a request sent meanwhile draws no reset.
+        set_state(State::kClosing);
+        in_.clear();
+        client_.shutdown();
+        arm_timer(kLingerMs);
+        return;
+      }
       close();  // keep-alive timeout (or no first request)
       return;
     case State::kHead:
@@ -621,11 +632,16 @@ void H1Session::abort() {
 }
 
 void H1Session::drain() {
-  if (state_ == State::kIdle) {
+  close_after_ = true;  // this exchange is the last; its response says so when not yet sent
+  if (state_ != State::kIdle) return;
+  // Idle: a request that comes within the worker's drain window is still
+  // answered, with Connection: close, instead of racing it with a close.
+  const uint64_t window = worker_.drain_idle_ms();
+  if (window == 0 || client_eof_) {
     close();
     return;
   }
-  close_after_ = true;  // this exchange is the last; its response says so when not yet sent
+  arm_timer(std::min<uint64_t>(window, listener_.config->http.keep_alive_timeout_ms));
 }
 
 void H1Session::close(bool reset) {

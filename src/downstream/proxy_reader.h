@@ -41,7 +41,8 @@ class ProxyReader final : public Session, private uring::PollWaiterHandler {
 
   void start();
   void abort() override { finish(false); }
-  void drain() override { finish(false); }  // nothing asked yet
+  // Draining: the header is still read; the session it starts is drained.
+  void drain() override {}
   void describe(SessionInfo& out) const override;
 
   // For the worker once it is done (on_poll_released): the outcome.

@@ -1,5 +1,6 @@
 #include "src/server/admin.h"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
 #include <pwd.h>
@@ -120,17 +121,53 @@ std::unique_ptr<AdminServer> AdminServer::bind(const config::AdminConfig& cfg, s
   return a;
 }
 
+std::unique_ptr<AdminServer> AdminServer::adopt(const config::AdminConfig& cfg, UniqueFd fd,
+                                                std::string& error) {
+  std::unique_ptr<AdminServer> a(new AdminServer());
+  a->path_ = cfg.socket;
+  struct stat st {};
+  int type = 0;
+  socklen_t len = sizeof(type);
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) {
+    error = "the handed-over admin descriptor is not a stream socket";
+    return nullptr;
+  }
+  if (::stat(cfg.socket.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
+    error = fmt::format("{}: the admin socket file is gone", cfg.socket);
+    return nullptr;
+  }
+  const int flags = ::fcntl(fd.get(), F_GETFL);
+  ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK);
+  a->listen_ = std::move(fd);
+  a->stop_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!a->stop_) {
+    error = fmt::format("eventfd: {}", std::strerror(errno));
+    return nullptr;
+  }
+  a->dev_ = st.st_dev;
+  a->ino_ = st.st_ino;
+  return a;
+}
+
+void AdminServer::hand_over() {
+  handed_over_ = true;
+  const uint64_t one = 1;
+  [[maybe_unused]] const ssize_t n = ::write(stop_.get(), &one, sizeof(one));
+}
+
 AdminServer::~AdminServer() {
   if (thread_.joinable()) {
+    stop_flag_ = true;
     const uint64_t one = 1;
     [[maybe_unused]] const ssize_t n = ::write(stop_.get(), &one, sizeof(one));
     thread_.join();
   }
   listen_.reset();
-  // Remove the file only if it is still the one we made.
+  // Remove the file only if it is still the one we made (and was not
+  // handed to a new process).
   struct stat st {};
-  if (!path_.empty() && ::stat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_ &&
-      ::unlink(path_.c_str()) != 0) {
+  if (!handed_over_ && !path_.empty() && ::stat(path_.c_str(), &st) == 0 && st.st_dev == dev_ &&
+      st.st_ino == ino_ && ::unlink(path_.c_str()) != 0) {
     EGW_LOG(debug, "admin socket {} left in place: {}", path_, std::strerror(errno));
   }
 }
@@ -147,7 +184,8 @@ void AdminServer::run() {
   char buf[8192];
   for (;;) {
     fds.clear();
-    fds.push_back({listen_.get(), POLLIN, 0});
+    // After a hand-over the new process accepts: -1 is left out by poll.
+    fds.push_back({listen_ ? listen_.get() : -1, POLLIN, 0});
     fds.push_back({stop_.get(), POLLIN, 0});
     const uint64_t now = now_ms();
     uint64_t wait = kIdleMs;
@@ -163,7 +201,15 @@ void AdminServer::run() {
       EGW_LOG(error, "admin: poll: {}", std::strerror(errno));
       return;
     }
-    if (fds[1].revents) return;
+    if (fds[1].revents) {
+      uint64_t v;
+      [[maybe_unused]] const ssize_t r = ::read(stop_.get(), &v, sizeof(v));
+      if (stop_flag_) return;
+      if (handed_over_ && listen_) {
+        listen_.reset();
+        fds[0].revents = 0;
+      }
+    }
     const uint64_t t = now_ms();
     for (size_t i = 0; i < clients.size(); ++i) {
       Client& c = *clients[i];
@@ -222,7 +268,7 @@ void AdminServer::run() {
       }
     }
     std::erase_if(clients, [](const auto& c) { return c->closing && c->out.empty(); });
-    if (fds[0].revents & POLLIN) {
+    if (listen_ && (fds[0].revents & POLLIN)) {
       for (;;) {
         UniqueFd fd(::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
         if (!fd) break;

@@ -18,6 +18,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -40,10 +41,20 @@ class AdminServer {
 
   // Creates, binds and listens; null with `error` on failure.
   static std::unique_ptr<AdminServer> bind(const config::AdminConfig& cfg, std::string& error);
+  // Takes over the listening socket a binary upgrade handed over (the file
+  // at cfg.socket stays as it is); null with `error` when it is not one.
+  static std::unique_ptr<AdminServer> adopt(const config::AdminConfig& cfg, UniqueFd fd,
+                                            std::string& error);
   ~AdminServer();
 
   void start(Handler handler);
   const std::string& path() const { return path_; }
+  // The listening socket, for a binary upgrade to hand over.
+  int listen_fd() const { return listen_.get(); }
+  // After a binary upgrade: accepts no more connections (the new process
+  // does), serves the ones it has, and leaves the socket file to the new
+  // process. Any thread.
+  void hand_over();
 
  private:
   struct Client;
@@ -52,7 +63,9 @@ class AdminServer {
   void run();
 
   UniqueFd listen_;
-  UniqueFd stop_;  // eventfd: the destructor wakes the thread with it
+  UniqueFd stop_;  // eventfd: wakes the thread for stop_flag_ or handed_over_
+  std::atomic<bool> stop_flag_{false};
+  std::atomic<bool> handed_over_{false};
   std::string path_;
   dev_t dev_ = 0;  // the socket file's identity, to remove only our own
   ino_t ino_ = 0;

@@ -21,7 +21,8 @@ constexpr std::string_view kUsage =
     "set endpoint CLUSTER ADDRESS maxconn N|default\n"
     "set cluster CLUSTER maxconn N|default\n"
     "reload\n"
-    "reopen logs\n";
+    "reopen logs\n"
+    "upgrade\n";
 
 AdminParse fail(std::string msg) {
   return AdminParse{std::nullopt, std::move(msg)};
@@ -110,6 +111,11 @@ AdminParse parse_admin_command(std::string_view line) {
   if (w[0] == "reload") {
     if (w.size() != 1) return usage_error("reload");
     cmd.kind = AdminCommand::Kind::kReload;
+    return done(cmd);
+  }
+  if (w[0] == "upgrade") {
+    if (w.size() != 1) return usage_error("upgrade");
+    cmd.kind = AdminCommand::Kind::kUpgrade;
     return done(cmd);
   }
   if (w[0] == "reopen") {

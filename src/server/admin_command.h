@@ -15,6 +15,7 @@
 //   set cluster CLUSTER maxconn N|default
 //   reload
 //   reopen logs
+//   upgrade
 #pragma once
 
 #include <cstdint>
@@ -47,6 +48,7 @@ struct AdminCommand {
     kSetClusterMaxconn,
     kReload,
     kReopenLogs,
+    kUpgrade,
   };
   Kind kind = Kind::kHelp;
   std::string cluster;  // set endpoint, set cluster, show endpoints (filter; "" = all)

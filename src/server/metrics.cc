@@ -1,5 +1,6 @@
 #include "src/server/metrics.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -30,12 +31,42 @@ std::unique_ptr<MetricsServer> MetricsServer::bind(const SocketAddress& addr, st
     error = fmt::format("cannot listen on {}: {}", addr.to_string(), std::strerror(errno));
     return nullptr;
   }
+  // Non-blocking: during a binary upgrade two processes poll this socket,
+  // and the one that loses the race must not block in accept.
+  ::fcntl(m->listen_.get(), F_SETFL, ::fcntl(m->listen_.get(), F_GETFL) | O_NONBLOCK);
   if (auto a = SocketAddress::local_of(m->listen_.get())) m->address_ = *a;
   return m;
 }
 
+std::unique_ptr<MetricsServer> MetricsServer::adopt(UniqueFd fd, std::string& error) {
+  std::unique_ptr<MetricsServer> m(new MetricsServer());
+  auto a = SocketAddress::local_of(fd.get());
+  int type = 0;
+  socklen_t len = sizeof(type);
+  if (!a || ::getsockopt(fd.get(), SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) {
+    error = "the handed-over metrics descriptor is not a TCP socket";
+    return nullptr;
+  }
+  m->address_ = *a;
+  ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
+  m->listen_ = std::move(fd);
+  m->stop_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!m->stop_) {
+    error = fmt::format("eventfd: {}", std::strerror(errno));
+    return nullptr;
+  }
+  return m;
+}
+
+void MetricsServer::hand_over() {
+  handed_over_ = true;
+  const uint64_t one = 1;
+  [[maybe_unused]] const ssize_t n = ::write(stop_.get(), &one, sizeof(one));
+}
+
 MetricsServer::~MetricsServer() {
   if (thread_.joinable()) {
+    stop_flag_ = true;
     const uint64_t one = 1;
     [[maybe_unused]] const ssize_t n = ::write(stop_.get(), &one, sizeof(one));
     thread_.join();
@@ -50,14 +81,22 @@ void MetricsServer::start(Render render) {
 void MetricsServer::run() {
   log::set_thread_tag("metrics");
   for (;;) {
-    pollfd p[2] = {{listen_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+    pollfd p[2] = {{listen_ ? listen_.get() : -1, POLLIN, 0}, {stop_.get(), POLLIN, 0}};
     if (::poll(p, 2, -1) < 0) {
       if (errno == EINTR) continue;
       EGW_LOG(error, "metrics: poll: {}", std::strerror(errno));
       return;
     }
-    if (p[1].revents) return;
-    if (!(p[0].revents & POLLIN)) continue;
+    if (p[1].revents) {
+      uint64_t v;
+      [[maybe_unused]] const ssize_t r = ::read(stop_.get(), &v, sizeof(v));
+      if (stop_flag_) return;
+      if (handed_over_) listen_.reset();
+      continue;
+    }
+    if (!listen_ || !(p[0].revents & POLLIN)) continue;
+    // (An accepted socket does not inherit O_NONBLOCK: serve() blocks,
+    // bounded by its timeouts.)
     UniqueFd c(::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!c) continue;
     serve(c.get());

@@ -6,6 +6,7 @@
 // worker for what only it can read and waits for the answers a bounded time.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -23,10 +24,16 @@ class MetricsServer {
   // Binds and listens (at start-up, before privileges are dropped); null
   // with `error` on failure.
   static std::unique_ptr<MetricsServer> bind(const SocketAddress& addr, std::string& error);
+  // Takes over the listening socket a binary upgrade handed over.
+  static std::unique_ptr<MetricsServer> adopt(UniqueFd fd, std::string& error);
   ~MetricsServer();
 
   void start(Render render);
   const SocketAddress& address() const { return address_; }
+  int listen_fd() const { return listen_.get(); }
+  // After a binary upgrade: accepts no more (the new process does). Any
+  // thread.
+  void hand_over();
 
  private:
   MetricsServer() = default;
@@ -34,7 +41,9 @@ class MetricsServer {
   void serve(int fd);
 
   UniqueFd listen_;
-  UniqueFd stop_;  // eventfd: the destructor wakes the thread with it
+  UniqueFd stop_;  // eventfd: wakes the thread for stop_flag_ or handed_over_
+  std::atomic<bool> stop_flag_{false};
+  std::atomic<bool> handed_over_{false};
   SocketAddress address_;
   Render render_;
   std::thread thread_;

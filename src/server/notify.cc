@@ -2,6 +2,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include <unistd.h>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -47,6 +48,18 @@ void Notifier::stopping(std::string_view status) {
 
 void Notifier::status(std::string_view status) {
   send(fmt::format("STATUS={}", status));
+}
+
+void Notifier::main_pid(int pid, std::string_view status) {
+  send(fmt::format("MAINPID={}\nREADY=1\nSTATUS={}", pid, status));
+}
+
+void Notifier::take_over_from(int old_pid) {
+  const char* wpid = std::getenv("WATCHDOG_PID");
+  if (!enabled_ || !wpid || std::strtol(wpid, nullptr, 10) != old_pid) return;
+  ::setenv("WATCHDOG_PID", std::to_string(::getpid()).c_str(), 1);
+  uint64_t usec = 0;
+  if (sd_watchdog_enabled(0, &usec) > 0) watchdog_usec_ = usec;
 }
 
 void Notifier::watchdog() {

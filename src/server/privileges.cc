@@ -71,8 +71,12 @@ bool drop_privileges(const Identity& id, std::string& error) {
   hdr.pid = 0;
   __user_cap_data_struct data[2]{};
   const unsigned bit = CAP_NET_BIND_SERVICE;
-  data[bit / 32].permitted = data[bit / 32].effective = 1u << (bit % 32);
+  data[bit / 32].permitted = data[bit / 32].effective = data[bit / 32].inheritable = 1u
+                                                                                     << (bit % 32);
   if (::syscall(SYS_capset, &hdr, data) != 0) return failed("capset");
+  // Ambient too: the binary a hot upgrade starts (as this user) keeps it.
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_BIND_SERVICE, 0, 0) != 0)
+    return failed("prctl(PR_CAP_AMBIENT_RAISE)");
   ::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
   // No way back up through exec either.
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return failed("PR_SET_NO_NEW_PRIVS");

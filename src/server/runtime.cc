@@ -51,6 +51,34 @@ std::shared_ptr<BindSockets> find_bind(const Runtime* previous, const SocketAddr
   return nullptr;
 }
 
+// Takes the sockets the old process handed over for this bind (a binary
+// upgrade), one per worker: the same kernel sockets, so their accept queues
+// carry over. Ones beyond the worker count are closed (connections queued
+// on them are reset: the count changed with the upgrade).
+void adopt_sockets(Inheritance& inherited, const config::ListenerConfig& lc,
+                   const config::BindConfig& bc, unsigned workers, BindSockets& bs,
+                   SocketAddress& addr) {
+  std::vector<UniqueFd> handed = inherited.take_listener(lc.name, bc.text);
+  if (handed.empty()) return;
+  auto local = SocketAddress::local_of(handed[0].get());
+  if (!local || (bc.address.port() != 0 && !(*local == bc.address))) {
+    EGW_LOG(warn, "listener '{}' {}: the handed-over socket is bound elsewhere; binding anew",
+            lc.name, bc.text);
+    return;
+  }
+  addr = *local;
+  bs.address = addr;
+  if (handed.size() > workers) {
+    EGW_LOG(warn,
+            "listener '{}' {}: {} sockets handed over for {} workers; the other {} are closed "
+            "(connections queued on them are reset)",
+            lc.name, bc.text, handed.size(), workers, handed.size() - workers);
+    handed.resize(workers);
+  }
+  for (auto& fd : handed)
+    bs.fds.push_back(std::move(fd));
+}
+
 std::shared_ptr<tls::ClientContext> make_client_tls(const config::Config& cfg,
                                                     const config::ClusterConfig& cc,
                                                     std::vector<config::ConfigError>& errors) {
@@ -121,7 +149,8 @@ std::vector<config::ConfigError> check_tls(const config::Config& cfg) {
 }
 
 BuildResult build_runtime(config::ConfigPtr cfg, const Runtime* previous, unsigned workers,
-                          uint64_t generation, std::shared_ptr<tls::TicketKeys> tickets) {
+                          uint64_t generation, std::shared_ptr<tls::TicketKeys> tickets,
+                          Inheritance* inherited) {
   BuildResult out;
   auto rt = std::make_shared<Runtime>();
   rt->config = cfg;
@@ -189,7 +218,8 @@ BuildResult build_runtime(config::ConfigPtr cfg, const Runtime* previous, unsign
       // Port 0 asks the kernel for a port: the first socket gets one and the
       // other workers' sockets join it there.
       SocketAddress addr = bc.address;
-      for (unsigned w = 0; w < workers; ++w) {
+      if (inherited) adopt_sockets(*inherited, lc, bc, workers, *bs, addr);
+      for (unsigned w = static_cast<unsigned>(bs->fds.size()); w < workers; ++w) {
         auto fd = uring::listen_tcp(addr, uring::ListenOptions{});
         if (!fd) {
           out.errors.push_back(

@@ -19,6 +19,7 @@
 #include "src/config/config.h"
 #include "src/config/loader.h"
 #include "src/route/cidr.h"
+#include "src/server/upgrade.h"
 #include "src/tls/context.h"
 #include "src/tls/ticket_keys.h"
 #include "src/upstream/cluster.h"
@@ -78,8 +79,12 @@ struct BuildResult {
 };
 // `tickets` are the session-ticket keys every TLS listener shares (they
 // outlive reloads, so tickets survive them).
+// `inherited` (a binary upgrade's new process, at start-up): listening
+// sockets the old process handed over, taken by listener name and bind text
+// before anything is bound anew.
 BuildResult build_runtime(config::ConfigPtr cfg, const Runtime* previous, unsigned workers,
-                          uint64_t generation, std::shared_ptr<tls::TicketKeys> tickets);
+                          uint64_t generation, std::shared_ptr<tls::TicketKeys> tickets,
+                          Inheritance* inherited = nullptr);
 
 // Loads every TLS certificate, key and CA the configuration names, as
 // build_runtime() would, without binding anything (--check).

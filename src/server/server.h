@@ -6,9 +6,17 @@
 //   SIGTERM, SIGINT drain: stop accepting, let sessions finish for
 //                   grace_period_ms, then close them; a second signal closes
 //                   them at once.
-// and for what the admin API hands it (a reload), through a task queue and
-// an eventfd beside the signalfd. The control thread never touches a
-// worker's objects: it posts to mailboxes.
+// and for what the admin API hands it (a reload, a binary upgrade), through
+// a task queue and an eventfd beside the signalfd. The control thread never
+// touches a worker's objects: it posts to mailboxes.
+//
+// A binary upgrade (src/server/upgrade.h): the control thread starts the
+// binary again with the same arguments and hands it every listening socket;
+// once the new process says it is ready, this one hands over the admin and
+// metrics sockets too, tells the service manager the new main PID, and
+// drains. It exits at the grace deadline at the latest. A new process that
+// fails, or is not ready within kUpgradeReadyTimeoutMs, is killed and this
+// one serves on as if nothing had happened.
 #pragma once
 
 #include <atomic>
@@ -26,6 +34,7 @@
 #include "src/server/metrics.h"
 #include "src/server/notify.h"
 #include "src/server/runtime.h"
+#include "src/server/upgrade.h"
 #include "src/tls/ticket_keys.h"
 
 namespace egw::server {
@@ -36,6 +45,9 @@ struct Options {
   std::string config_path = "config/expressgateway.toml";
   std::optional<unsigned> workers;      // --workers overrides [global] workers
   std::optional<log::Level> log_level;  // --log-level overrides [global] log_level
+  // The command line as started (argv[0] included): a binary upgrade runs
+  // it again.
+  std::vector<std::string> argv;
 };
 
 // Exit codes.
@@ -53,6 +65,21 @@ class Server {
   Worker* worker(unsigned i) { return i < workers_.size() ? workers_[i].get() : nullptr; }
 
  private:
+  int serve();
+  // -- binary upgrade (control thread)
+  // Starts the new process; `done` gets the reply (JSON) once it is ready,
+  // failed or timed out, or at once when an upgrade cannot start now.
+  using UpgradeDone = std::function<void(std::string reply)>;
+  void start_upgrade(UpgradeDone done);
+  void on_upgrade_link();  // the new process said something, or is gone
+  void fail_upgrade(std::string why);
+  void hand_over(pid_t pid);
+  // The new process's side: reads what the old one hands over ($kUpgradeFdEnv).
+  bool inherit(std::string& why);
+  void on_predecessor_link();  // the old process is gone
+  void begin_drain(uint32_t grace_ms);
+  uint64_t now_ms() const;
+
   // Reloads the file (`why`: "SIGHUP", "admin"); false when it is invalid
   // and the running configuration stays, with the errors in `errors`.
   bool reload(std::string_view why, std::vector<std::string>* errors = nullptr);
@@ -81,7 +108,7 @@ class Server {
   std::string status_line() const;
   // Asks every worker for a sign of life; the watchdog is fed only once all
   // answered since the last time.
-  void watchdog_tick(uint64_t now_ms);
+  void watchdog_tick(uint64_t now);
   // Each worker logs its counters; then the latency histograms of all
   // workers, merged per listener and per cluster, are logged here.
   void log_stats();
@@ -100,6 +127,26 @@ class Server {
   std::vector<ControlTask> control_tasks_;
   bool control_closed_ = false;
   std::atomic<bool> draining_{false};
+  uint64_t drain_deadline_ms_ = 0;  // past it the process exits, finished or not
+  // Binary upgrade: the executable as started, the upgrade under way, the
+  // new process once it took over (the link is held until this one exits),
+  // and in the new process, what was inherited and the link to the old one
+  // (open until it exits).
+  std::string exe_path_;
+  struct PendingUpgrade {
+    pid_t pid = 0;
+    UniqueFd link;
+    uint64_t deadline_ms = 0;
+    UpgradeDone done;
+  };
+  std::optional<PendingUpgrade> upgrade_;
+  UniqueFd successor_link_;
+  pid_t successor_pid_ = 0;
+  std::atomic<bool> handed_over_{false};
+  std::optional<Inheritance> inherited_;
+  UniqueFd predecessor_link_;
+  std::atomic<pid_t> predecessor_pid_{0};
+  std::string startup_error_;  // why the start failed (told to the old process)
   std::mutex published_mu_;
   RuntimePtr published_;
   uint64_t published_generation_ = 0;

@@ -173,6 +173,8 @@ std::string Server::admin_execute(const AdminCommand& cmd) {
       r["workers"] = workers_.size();
       r["config"] = options_.config_path;
       r["draining"] = draining_.load();
+      // A binary upgrade's old process, until it has drained and exited.
+      if (const pid_t old = predecessor_pid_.load()) r["previous_pid"] = old;
       json ls = json::array();
       for (size_t l = 0; l < cfg.listeners.size(); ++l) {
         json binds = json::array();
@@ -525,6 +527,36 @@ std::string Server::admin_execute(const AdminCommand& cmd) {
       }
       r["generation"] = w->generation;
       return dump(r);
+    }
+
+    case AdminCommand::Kind::kUpgrade: {
+      struct Wait {
+        std::mutex mu;
+        std::condition_variable cv;
+        bool done = false;
+        std::string reply;
+      };
+      auto w = std::make_shared<Wait>();
+      auto finish = [w](std::string reply) {
+        std::lock_guard<std::mutex> lock(w->mu);
+        w->reply = std::move(reply);
+        w->done = true;
+        w->cv.notify_all();
+      };
+      std::string refused = dump(error("shutting down: no upgrade"));
+      post_control([this, finish, refused](bool run) {
+        if (!run) {
+          finish(refused);
+          return;
+        }
+        start_upgrade(finish);
+      });
+      std::unique_lock<std::mutex> lock(w->mu);
+      // The control thread answers within kUpgradeReadyTimeoutMs.
+      const auto limit = std::chrono::milliseconds(kUpgradeReadyTimeoutMs) + kWorkerWait * 5;
+      if (!w->cv.wait_for(lock, limit, [&] { return w->done; }))
+        return dump(error("the upgrade did not finish in time (see the log)"));
+      return w->reply;
     }
   }
   return dump(error("unhandled command"));

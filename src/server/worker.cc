@@ -253,7 +253,6 @@ void Worker::stop_listener(ListenerEntry& e, bool close_socket) {
 
 void Worker::on_accept(ListenerEntry& e, UniqueFd fd) {
   stats_.accepted.fetch_add(1, std::memory_order_relaxed);
-  if (draining_) return;  // closes fd
   ++current_->listener_latency[e.listener]->accepted;
   const auto& cfg = current_->runtime->config;
   const size_t in_use = sessions_->in_use() + connections_->in_use() + proxy_readers_->in_use();
@@ -279,6 +278,9 @@ void Worker::on_accept(ListenerEntry& e, UniqueFd fd) {
   }
   ++current_->sessions;
   stats_.active.fetch_add(1, std::memory_order_relaxed);
+  // Accepted while the acceptor was stopping (a completion already under
+  // way): served, as the last request of its connection.
+  if (draining_) session->drain();
   if (in_use + 1 >= cfg->global.max_sessions) pause_accepting(true);
 }
 
@@ -300,14 +302,17 @@ downstream::Session* Worker::start_session(WorkerSnapshot& snap, size_t l, Uniqu
 
 void Worker::proxy_read(downstream::ProxyReader& r) {
   WorkerSnapshot& snap = r.snapshot();
-  if (r.ok() && !draining_) {
+  if (r.ok()) {
     const size_t l = r.listener();
     UniqueFd fd = r.take_fd();
     std::optional<downstream::Proxied> addrs;
     if (const downstream::Proxied* p = r.proxied()) addrs = *p;
     proxy_readers_->destroy(&r);
     // The session takes over the reader's place (and its count).
-    if (start_session(snap, l, std::move(fd), addrs ? &*addrs : nullptr)) return;
+    if (downstream::Session* s = start_session(snap, l, std::move(fd), addrs ? &*addrs : nullptr)) {
+      if (draining_) s->drain();
+      return;
+    }
     session_destroyed(snap);
     return;
   }
@@ -452,8 +457,17 @@ void Worker::reconcile_health_checks() {
 }
 
 void Worker::drain(uint32_t grace_ms) {
-  if (draining_) return;
+  if (draining_) {
+    if (grace_ms == 0) {
+      EGW_LOG(info, "closing {} sessions now", live_.size());
+      loop_->timers().cancel(grace_timer_);
+      live_.for_each([](downstream::Session& s) { s.abort(); });
+    }
+    return;
+  }
   draining_ = true;
+  drain_idle_ms_ =
+      std::min<uint64_t>(current_->runtime->config->global.drain_idle_ms, grace_ms / 2);
   for (auto& e : listeners_)
     stop_listener(*e, true);
   for (auto& [key, hc] : checkers_) {
@@ -468,10 +482,11 @@ void Worker::drain(uint32_t grace_ms) {
   }
   checkers_.clear();
   live_.for_each([](downstream::Session& s) { s.drain(); });
-  if (!live_.empty()) {
+  if (!live_.empty())
     EGW_LOG(info, "draining {} sessions (grace period {} ms)", live_.size(), grace_ms);
-    loop_->timers().schedule_after(grace_timer_, grace_ms);
-  }
+  // Armed even with no session left: one may still be accepted while the
+  // acceptors stop.
+  loop_->timers().schedule_after(grace_timer_, grace_ms);
   maybe_finish();
 }
 

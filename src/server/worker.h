@@ -126,7 +126,9 @@ class Worker final : public upstream::Context {
   // -- worker thread (through post) ---------------------------------------------
   void apply(RuntimePtr rt);
   // Stops accepting and lets sessions finish; after `grace_ms` the rest are
-  // closed. The thread ends when no session is left.
+  // closed. The thread ends when no session is left. Connections accepted
+  // while it stops are served as draining ones; a second drain with 0
+  // closes every session at once.
   void drain(uint32_t grace_ms);
   // A slot on one of `c`'s endpoints freed on another worker and this one
   // has sessions waiting.
@@ -174,6 +176,10 @@ class Worker final : public upstream::Context {
                                                 upstream::Pool* pool) override;
   void slot_freed(WorkerCluster& wc) override;
   bool draining() const { return draining_; }
+  // While draining: how long an idle keep-alive connection (or one that has
+  // sent nothing yet) is kept for a last request, which is answered with
+  // Connection: close: [global] drain_idle_ms, at most half the grace period.
+  uint64_t drain_idle_ms() const { return drain_idle_ms_; }
 
  private:
   struct ListenerEntry {
@@ -251,6 +257,7 @@ class Worker final : public upstream::Context {
   WorkerMetrics metrics_;                // under metrics_mu_
   std::atomic<uint64_t> metrics_ms_{0};  // when the worker last published (or found nothing new)
   bool draining_ = false;
+  uint64_t drain_idle_ms_ = 0;
   bool accept_paused_ = false;
   WorkerStats stats_;
 };

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "egw/assert.h"
@@ -91,6 +92,42 @@ void TicketKeys::rotate() {
 uint64_t TicketKeys::rotations() const {
   std::lock_guard lock(mu_);
   return rotations_;
+}
+
+namespace {
+constexpr size_t kKeyBytes = TicketKeys::kNameSize + TicketKeys::kKeySize;
+constexpr size_t kStateBytes = 1 + 2 * kKeyBytes + 8;  // version, keys, ms left
+}  // namespace
+
+std::string TicketKeys::export_keys() const {
+  std::lock_guard lock(mu_);
+  std::string out(kStateBytes, '\0');
+  out[0] = static_cast<char>(have_previous_ ? 2 : 1);
+  memcpy(out.data() + 1, &current_, kKeyBytes);
+  if (have_previous_) memcpy(out.data() + 1 + kKeyBytes, &previous_, kKeyBytes);
+  const uint64_t t = now();
+  const uint64_t left = next_rotation_ms_ > t ? next_rotation_ms_ - t : 0;
+  for (size_t i = 0; i < 8; ++i)
+    out[1 + 2 * kKeyBytes + i] = static_cast<char>((left >> (8 * i)) & 0xff);
+  return out;
+}
+
+bool TicketKeys::import_keys(std::string_view state) {
+  static_assert(sizeof(Key) == kKeyBytes);
+  if (state.size() != kStateBytes || (state[0] != 1 && state[0] != 2)) return false;
+  uint64_t left = 0;
+  for (size_t i = 0; i < 8; ++i)
+    left |= uint64_t{static_cast<uint8_t>(state[1 + 2 * kKeyBytes + i])} << (8 * i);
+  std::lock_guard lock(mu_);
+  memcpy(&current_, state.data() + 1, kKeyBytes);
+  have_previous_ = state[0] == 2;
+  if (have_previous_) {
+    memcpy(&previous_, state.data() + 1 + kKeyBytes, kKeyBytes);
+  } else {
+    explicit_bzero(&previous_, sizeof(previous_));
+  }
+  if (period_ms_) next_rotation_ms_ = now() + std::min(left, period_ms_);
+  return true;
 }
 
 void TicketKeys::rotate_locked() {

@@ -22,6 +22,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <string>
+#include <string_view>
 
 namespace egw::tls {
 
@@ -46,6 +48,14 @@ class TicketKeys {
   void rotate();
   // Number of rotations so far (lazy and forced).
   uint64_t rotations() const;
+
+  // The key pair and the time left before the next rotation, as bytes, for
+  // the process that takes over in a binary upgrade (over a socketpair to
+  // its own child: the secrets never touch a file). import_keys() takes
+  // them in place of its own; false (and nothing changed) when `state` is
+  // not what export_keys() makes.
+  std::string export_keys() const;
+  bool import_keys(std::string_view state);
 
   // Seals `len` bytes of `ticket` in place under the current key: fills
   // `name` and `iv`, writes the tag to mac[0..15] (mac[16..31] zero) and sets

@@ -112,12 +112,13 @@ def recv_all(sock, limit=1 << 40, checker=None):
 class Gateway:
     """Runs build/expressgateway on a config written to a temp file."""
 
-    def __init__(self, config_text, workers=None, extra_args=(), log_level=None, env=None):
+    def __init__(self, config_text, workers=None, extra_args=(), log_level=None, env=None,
+                 binary=None):
         self.dir = tempfile.mkdtemp(prefix="egw-")
         self.config_path = os.path.join(self.dir, "gateway.toml")
         self.log_path = os.path.join(self.dir, "gateway.log")
         self.write_config(config_text)
-        args = [BINARY, "-c", self.config_path]
+        args = [binary or BINARY, "-c", self.config_path]
         if workers:
             args += ["--workers", str(workers)]
         if log_level:

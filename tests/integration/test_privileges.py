@@ -77,6 +77,8 @@ def test_every_thread_runs_as_the_user_with_only_net_bind_service(gateways):
         assert st["Groups"] == [str(nobody.pw_gid)], (tid, st["Groups"])
         assert int(st["CapEff"][0], 16) == CAP_NET_BIND_SERVICE, (tid, st["CapEff"])
         assert int(st["CapPrm"][0], 16) == CAP_NET_BIND_SERVICE, (tid, st["CapPrm"])
+        # Ambient as well: what a binary upgrade starts keeps it.
+        assert int(st["CapAmb"][0], 16) == CAP_NET_BIND_SERVICE, (tid, st["CapAmb"])
         assert st["NoNewPrivs"] == ["1"], (tid, st["NoNewPrivs"])
     assert b"200 OK" in http_exchange(g.address("web"), b"GET / HTTP/1.1\r\nHost: t\r\n\r\n",
                                       read_until_close=False)

@@ -47,6 +47,7 @@ TEST(AdminCommand, ShowCommands) {
   EXPECT_EQ(ok("show sessions verbose 7").limit, 7u);
   EXPECT_EQ(ok("reload").kind, K::kReload);
   EXPECT_EQ(ok("reopen logs").kind, K::kReopenLogs);
+  EXPECT_EQ(ok("upgrade").kind, K::kUpgrade);
   EXPECT_EQ(ok("show   info").text, "show info");
 }
 
@@ -100,6 +101,7 @@ TEST(AdminCommand, RefusalsSayWhat) {
   EXPECT_NE(bad("help me").find("usage: help"), std::string::npos);
   EXPECT_NE(bad("reopen").find("usage: reopen logs"), std::string::npos);
   EXPECT_NE(bad("reopen files").find("usage: reopen logs"), std::string::npos);
+  EXPECT_NE(bad("upgrade now").find("usage: upgrade"), std::string::npos);
 }
 
 TEST(AdminCommand, OnlyPrintableAscii) {
@@ -114,8 +116,9 @@ TEST(AdminCommand, OnlyPrintableAscii) {
 
 TEST(AdminCommand, UsageListsEveryCommand) {
   const std::string_view u = admin_usage();
-  for (const char* c : {"help", "show info", "show stats", "show endpoints", "show latency",
-                        "show sessions", "set endpoint", "set cluster", "reload", "reopen logs"})
+  for (const char* c :
+       {"help", "show info", "show stats", "show endpoints", "show latency", "show sessions",
+        "set endpoint", "set cluster", "reload", "reopen logs", "upgrade"})
     EXPECT_NE(u.find(c), std::string_view::npos) << c;
 }
 

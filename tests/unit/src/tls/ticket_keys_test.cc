@@ -46,6 +46,31 @@ TEST(TicketKeys, SealsAndOpens) {
   EXPECT_EQ(open(keys, s), TicketKeys::Opened::kOk);
 }
 
+TEST(TicketKeys, ExportedKeysOpenTicketsInAnotherHolder) {
+  TicketKeys old_keys;
+  Sealed before = seal(old_keys);
+  old_keys.rotate();
+  Sealed after = seal(old_keys);
+  TicketKeys next;
+  EXPECT_EQ(open(next, after), TicketKeys::Opened::kReject);  // its own keys
+  ASSERT_TRUE(next.import_keys(old_keys.export_keys()));
+  EXPECT_EQ(open(next, after), TicketKeys::Opened::kOk);
+  EXPECT_EQ(open(next, before), TicketKeys::Opened::kRenew);  // the previous key came too
+  Sealed fresh = seal(next);
+  EXPECT_EQ(open(old_keys, fresh), TicketKeys::Opened::kOk);
+}
+
+TEST(TicketKeys, ImportRefusesWhatExportDidNotMake) {
+  TicketKeys keys;
+  Sealed s = seal(keys);
+  std::string state = keys.export_keys();
+  EXPECT_FALSE(keys.import_keys(""));
+  EXPECT_FALSE(keys.import_keys(state.substr(1)));
+  state[0] = 9;
+  EXPECT_FALSE(keys.import_keys(state));
+  EXPECT_EQ(open(keys, s), TicketKeys::Opened::kOk);  // unchanged
+}
+
 TEST(TicketKeys, TamperedTicketIsRejected) {
   TicketKeys keys;
   Sealed s = seal(keys);
